@@ -1,0 +1,1 @@
+//! collector: OTLP, Alertmanager and Loki receivers to telemetry.raw

@@ -1,0 +1,3 @@
+//! collector: OTLP, Alertmanager and Loki receivers to telemetry.raw
+
+fn main() {}

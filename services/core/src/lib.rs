@@ -1,0 +1,1 @@
+//! The stage runtime: Stage trait, runner, dead letters, Kafka and registry clients, health, metrics, telemetry

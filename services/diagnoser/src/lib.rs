@@ -1,0 +1,1 @@
+//! diagnoser: root-cause analysis of anomalies

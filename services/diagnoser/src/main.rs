@@ -1,0 +1,3 @@
+//! diagnoser: root-cause analysis of anomalies
+
+fn main() {}

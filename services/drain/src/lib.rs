@@ -1,0 +1,1 @@
+//! Streaming Drain-class log template mining

@@ -1,0 +1,1 @@
+//! Avro contracts of every selfheal topic and their Confluent wire-format codec

@@ -1,0 +1,1 @@
+//! Policy guardrails: Rego policies evaluated in-process

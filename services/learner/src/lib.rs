@@ -1,0 +1,1 @@
+//! learner: the RocksDB learning store and its query API

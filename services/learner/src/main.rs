@@ -1,0 +1,3 @@
+//! learner: the RocksDB learning store and its query API
+
+fn main() {}

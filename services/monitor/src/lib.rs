@@ -1,0 +1,1 @@
+//! monitor: anomaly detection and incident grouping

@@ -1,0 +1,3 @@
+//! monitor: anomaly detection and incident grouping
+
+fn main() {}

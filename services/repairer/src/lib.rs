@@ -1,0 +1,1 @@
+//! repairer: fixes, regression tests, sandbox validation, policy gate, branches

@@ -1,0 +1,3 @@
+//! repairer: fixes, regression tests, sandbox validation, policy gate, branches
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! rollout: approval, canary deployment, promotion or rollback

@@ -1,0 +1,3 @@
+//! rollout: approval, canary deployment, promotion or rollback
+
+fn main() {}

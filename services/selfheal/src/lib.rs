@@ -1,0 +1,1 @@
+//! The selfheal command: demo, up, replay, record, tail, approve, knowledge

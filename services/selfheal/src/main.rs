@@ -1,0 +1,3 @@
+//! The selfheal command: demo, up, replay, record, tail, approve, knowledge
+
+fn main() {}

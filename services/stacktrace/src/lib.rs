@@ -1,0 +1,1 @@
+//! Stack trace parsing, fingerprinting and repository mapping for seven runtimes

