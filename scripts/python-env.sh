@@ -64,6 +64,7 @@ fi
 "$base" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || { say "$base is older than Python 3.10"; exit 1; }
 
+export PIP_ROOT_USER_ACTION=ignore  # we install into our own venv, never the system
 pip_quiet=(--quiet --disable-pip-version-check --no-input)
 
 # Rebuild from scratch when the interpreter changed or the venv is broken;
@@ -113,7 +114,7 @@ if [[ ! -x $vpy ]]; then
   [[ -n $made ]] || { rm -rf -- "$venv"; say "could not create a virtualenv with $base"; exit 1; }
 fi
 
-say "installing $(realpath --relative-to="$root" "$req" 2>/dev/null || echo "$req")"
+say "installing ${req#"$root"/}"
 rm -f -- "$stamp"
 pip_in_venv install "${pip_quiet[@]}" -r "$req" >&2
 printf '%s\n' "$want_now" >"$stamp"
