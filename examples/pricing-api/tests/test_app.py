@@ -75,6 +75,13 @@ def served():
         pytest.skip(f"no loopback network: {e}")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    try:
+        # In a network namespace with loopback down, bind works but connect does not.
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=2).close()
+    except OSError as e:
+        server.shutdown()
+        server.server_close()
+        pytest.skip(f"no loopback network: {e}")
     yield f"http://127.0.0.1:{server.server_port}", exporter
     server.shutdown()
     server.server_close()
