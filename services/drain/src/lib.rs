@@ -8,6 +8,8 @@
 //! restored with its ids. [`signals`] builds the monitor's evidence on top of
 //! it, and [`mine_file`] is the offline engine of `selfheal logs templates`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 mod file;
 mod format;
 mod hash;

@@ -200,24 +200,22 @@ impl Masker {
             out.push_str(tok);
             return;
         }
-        if path_like {
-            if let Some(token) = &self.path {
-                if let Some((s, e)) = path_span(b) {
+        if path_like
+            && let Some(token) = &self.path
+                && let Some((s, e)) = path_span(b) {
                     out.push_str(&tok[..s]);
                     out.push_str(token);
                     out.push_str(&tok[e..]);
                     return;
                 }
-            }
-        }
         let n = b.len();
         let mut i = 0;
         let mut copied = 0; // bytes of tok already written to out
         while i < n {
             let c = b[i];
             let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-            if boundary && (c.is_ascii_alphanumeric() || c == b'-' || c == b'+') {
-                if let Some((end, token, suffix_from)) = self.match_at(b, i) {
+            if boundary && (c.is_ascii_alphanumeric() || c == b'-' || c == b'+')
+                && let Some((end, token, suffix_from)) = self.match_at(b, i) {
                     out.push_str(&tok[copied..i]);
                     out.push_str(token);
                     if let Some(sf) = suffix_from {
@@ -227,7 +225,6 @@ impl Masker {
                     copied = end;
                     continue;
                 }
-            }
             if c.is_ascii_alphanumeric() {
                 // Skip the rest of this alphanumeric run: masks start at boundaries only.
                 while i < n && b[i].is_ascii_alphanumeric() {
@@ -245,35 +242,29 @@ impl Masker {
     /// unit suffix to keep starts.
     fn match_at(&self, b: &[u8], i: usize) -> Option<(usize, &str, Option<usize>)> {
         let c = b[i];
-        if c.is_ascii_hexdigit() {
-            if let Some(t) = &self.uuid {
-                if let Some(e) = match_uuid(b, i) {
+        if c.is_ascii_hexdigit()
+            && let Some(t) = &self.uuid
+                && let Some(e) = match_uuid(b, i) {
                     return Some((e, t, None));
                 }
-            }
-        }
         if c.is_ascii_digit() {
-            if let Some(t) = &self.ts {
-                if let Some(e) = match_timestamp(b, i) {
+            if let Some(t) = &self.ts
+                && let Some(e) = match_timestamp(b, i) {
                     return Some((e, t, None));
                 }
-            }
-            if let Some(t) = &self.ip {
-                if let Some(e) = match_ip(b, i) {
+            if let Some(t) = &self.ip
+                && let Some(e) = match_ip(b, i) {
                     return Some((e, t, None));
                 }
-            }
         }
-        if let Some(t) = &self.hex {
-            if let Some(e) = match_hex(b, i) {
+        if let Some(t) = &self.hex
+            && let Some(e) = match_hex(b, i) {
                 return Some((e, t, None));
             }
-        }
-        if let Some(t) = &self.num {
-            if let Some((e, suffix)) = match_number(b, i) {
+        if let Some(t) = &self.num
+            && let Some((e, suffix)) = match_number(b, i) {
                 return Some((e, t, suffix));
             }
-        }
         None
     }
 }
@@ -377,8 +368,8 @@ fn match_timestamp(b: &[u8], i: usize) -> Option<usize> {
             let (e3, n3) = digits(b, e2 + 1, 2);
             if n3 == 2 {
                 let mut end = e3;
-                if matches!(b.get(end), Some(b'T' | b'_')) {
-                    if let Some(ce) = clock(b, end + 1) {
+                if matches!(b.get(end), Some(b'T' | b'_'))
+                    && let Some(ce) = clock(b, end + 1) {
                         end = ce;
                         match b.get(end) {
                             Some(b'Z') => end += 1,
@@ -402,7 +393,6 @@ fn match_timestamp(b: &[u8], i: usize) -> Option<usize> {
                             _ => {}
                         }
                     }
-                }
                 if at_end(b, end) {
                     return Some(end);
                 }
