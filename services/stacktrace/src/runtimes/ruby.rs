@@ -1,0 +1,9 @@
+//! ruby traces (not yet implemented).
+
+use super::Draft;
+use crate::text::Line;
+
+/// Parses the first ruby trace in the lines.
+pub(crate) fn parse(_lines: &[Line]) -> Option<Draft> {
+    None
+}
