@@ -12,11 +12,11 @@
 //! to stderr, timing reading and mining (not writing the report).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufReader, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use selfheal_drain::{Mask, MinerConfig, mine_file, write_report};
+use selfheal_drain::{LogFormat, Mask, MinerConfig, mine_reader, write_report};
 
 const USAGE: &str = "usage: selfheal-drain templates FILE [--format FMT] [--regex RE]... [--regex-token TOK] \
 [--no-builtin-masks] [--st F] [--depth N] [--max-children N] [--max-clusters N] [--max-line-len N] \
@@ -84,8 +84,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let format = match args.format.as_deref().map(LogFormat::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("selfheal-drain: bad --format: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let start = Instant::now();
-    let report = match mine_file(&args.file, args.format.as_deref(), args.config) {
+    let mined = File::open(&args.file)
+        .and_then(|f| mine_reader(BufReader::with_capacity(1 << 16, f), format.as_ref(), args.config));
+    let report = match mined {
         Ok(r) => r,
         Err(e) => {
             eprintln!("selfheal-drain: {}: {e}", args.file);
