@@ -90,6 +90,7 @@ fn library_path(runtime: Runtime, file: &str) -> bool {
                 || lower.contains("/.rvm/")
                 || lower.starts_with("<internal:")
                 || lower.contains("[gem_root]")
+                || f.contains(" (") && f.contains(") ")
         }
         Runtime::Jvm | Runtime::Dotnet => false,
     }
@@ -440,7 +441,7 @@ fn heuristic(runtime: Runtime, frame: &Frame) -> bool {
             let pkg = go_package(frame);
             let first = pkg.split('/').next().unwrap_or("");
             if pkg.is_empty() {
-                return !frame.function.starts_with("runtime.");
+                return !frame.function.starts_with("runtime.") && frame.function != "panic";
             }
             if pkg.starts_with("golang.org/x/") || pkg.starts_with("google.golang.org/") {
                 return false;
