@@ -62,8 +62,11 @@ fn plain_literal(lit: &str) -> Option<Vec<Lit>> {
     Some(out)
 }
 
-/// Matches `lit` at byte `pos` of `s`; returns the end.
-fn match_lit(lit: &[Lit], s: &str, mut pos: usize) -> Option<usize> {
+/// Matches `lit` at byte `pos` of `s`; returns its greedy end and its
+/// shortest end. Only a trailing whitespace run can make them differ (a run
+/// followed by a literal character cannot stop early).
+fn match_lit(lit: &[Lit], s: &str, mut pos: usize) -> Option<(usize, usize)> {
+    let mut min_end = pos;
     for l in lit {
         match l {
             Lit::Char(c) => {
@@ -71,18 +74,71 @@ fn match_lit(lit: &[Lit], s: &str, mut pos: usize) -> Option<usize> {
                     return None;
                 }
                 pos += c.len_utf8();
+                min_end = pos;
             }
             Lit::Ws => {
                 let rest = &s[pos..];
+                let first = rest.chars().next().filter(|c| c.is_whitespace())?;
                 let trimmed = rest.trim_start();
-                if trimmed.len() == rest.len() {
-                    return None;
-                }
+                min_end = pos + first.len_utf8();
                 pos += rest.len() - trimmed.len();
             }
         }
     }
-    Some(pos)
+    Some((pos, min_end))
+}
+
+/// Tries every end of `lit` at `pos`, greedy first, continuing with `rest`.
+fn try_lit(
+    lit: &[Lit],
+    s: &str,
+    pos: usize,
+    rest: &[Piece],
+    spans: &mut Vec<(usize, usize)>,
+    budget: &mut u32,
+) -> Option<bool> {
+    let Some((mut p, min)) = match_lit(lit, s, pos) else {
+        return Some(false);
+    };
+    loop {
+        if match_pieces(rest, s, p, spans, budget)? {
+            return Some(true);
+        }
+        if p <= min {
+            return Some(false);
+        }
+        p -= s[..p].chars().next_back().map_or(1, char::len_utf8);
+    }
+}
+
+/// The first byte offset at or after `from` where `lit` might match.
+fn next_candidate(lit: &[Lit], s: &str, from: usize) -> Option<usize> {
+    if from > s.len() {
+        return None;
+    }
+    match lit.first()? {
+        Lit::Char(c) => s[from..].find(*c).map(|i| from + i),
+        Lit::Ws => {
+            let b = s.as_bytes();
+            let mut i = from;
+            while i < b.len() {
+                let c = b[i];
+                if c < 0x80 {
+                    if c.is_ascii_whitespace() || c == 0x0b {
+                        return Some(i);
+                    }
+                    i += 1;
+                } else {
+                    let ch = s[i..].chars().next()?;
+                    if ch.is_whitespace() {
+                        return Some(i);
+                    }
+                    i += ch.len_utf8();
+                }
+            }
+            None
+        }
+    }
 }
 
 /// Lazy-first backtracking match of `pieces` against `s` from `pos`, with a
@@ -94,32 +150,25 @@ fn match_pieces(pieces: &[Piece], s: &str, pos: usize, spans: &mut Vec<(usize, u
     *budget -= 1;
     match pieces.first() {
         None => Some(pos == s.len()),
-        Some(Piece::Lit(lit)) => match match_lit(lit, s, pos) {
-            Some(p) => match_pieces(&pieces[1..], s, p, spans, budget),
-            None => Some(false),
-        },
+        Some(Piece::Field) if pieces.len() == 1 => {
+            spans.push((pos, s.len()));
+            Some(true)
+        }
+        Some(Piece::Lit(lit)) => try_lit(lit, s, pos, &pieces[1..], spans, budget),
         Some(Piece::Field) => match pieces.get(1) {
-            None => {
-                if s[pos..].contains('\n') {
-                    return Some(false);
-                }
-                spans.push((pos, s.len()));
-                Some(true)
-            }
+            None => Some(false),
             Some(Piece::Lit(lit)) => {
-                for (off, ch) in s[pos..].char_indices() {
-                    let end = pos + off;
-                    if let Some(p) = match_lit(lit, s, end) {
-                        let mark = spans.len();
-                        spans.push((pos, end));
-                        if match_pieces(&pieces[2..], s, p, spans, budget)? {
-                            return Some(true);
-                        }
-                        spans.truncate(mark);
+                // Lazy: try the earliest places where the literal can start.
+                let mut from = pos;
+                while let Some(end) = next_candidate(lit, s, from) {
+                    let mark = spans.len();
+                    spans.push((pos, end));
+                    if try_lit(lit, s, end, &pieces[2..], spans, budget)? {
+                        return Some(true);
                     }
-                    if ch == '\n' {
-                        return Some(false);
-                    }
+                    spans.truncate(mark);
+                    *budget = budget.checked_sub(1)?;
+                    from = end + s[end..].chars().next().map_or(1, char::len_utf8);
                 }
                 Some(false)
             }
@@ -176,7 +225,7 @@ impl LogFormat {
 
     /// Byte spans of the fields, from the fast matcher when it applies.
     fn spans(&self, line: &str) -> Option<Vec<(usize, usize)>> {
-        if let Some(pieces) = &self.fast {
+        if let Some(pieces) = self.fast.as_ref().filter(|_| !line.contains('\n')) {
             let mut spans = Vec::with_capacity(self.headers.len());
             let mut budget = 10_000;
             match match_pieces(pieces, line, 0, &mut spans, &mut budget) {
@@ -273,6 +322,41 @@ mod tests {
             }
         }
         assert!(LogFormat::new("<A> (x|y) <Content>").unwrap().fast.is_none());
+    }
+
+    #[test]
+    fn fast_matcher_agrees_with_regex_on_random_lines() {
+        let formats = [
+            "<Date> <Time> <Level> <Component>: <Content>",
+            r"<A> \[<B>\]: <Content>",
+            r"\[<Time>\] \[<Level>\] <Content>",
+            "<A>:<B> <C>",
+        ];
+        let alphabet = [" ", "  ", "\t", "a", "b", ":", "[", "]", "é", "x:", "] ["];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for f in formats {
+            let lf = LogFormat::new(f).unwrap();
+            for _ in 0..3000 {
+                let mut line = String::new();
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let len = rng % 16;
+                let mut r = rng;
+                for _ in 0..len {
+                    line.push_str(alphabet[(r % alphabet.len() as u64) as usize]);
+                    r /= alphabet.len() as u64;
+                    if r == 0 {
+                        r = rng.rotate_left(17) | 1;
+                    }
+                }
+                let fast = lf.spans(&line);
+                let slow = lf.regex.captures(&line).map(|c| {
+                    (1..=lf.headers.len()).map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end()))).collect::<Vec<_>>()
+                });
+                assert_eq!(fast, slow, "format {f:?} line {line:?}");
+            }
+        }
     }
 
     #[test]
