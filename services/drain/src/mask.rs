@@ -242,29 +242,51 @@ impl Masker {
     /// unit suffix to keep starts.
     fn match_at(&self, b: &[u8], i: usize) -> Option<(usize, &str, Option<usize>)> {
         let c = b[i];
-        if c.is_ascii_hexdigit()
-            && let Some(t) = &self.uuid
-                && let Some(e) = match_uuid(b, i) {
-                    return Some((e, t, None));
-                }
-        if c.is_ascii_digit() {
-            if let Some(t) = &self.ts
-                && let Some(e) = match_timestamp(b, i) {
-                    return Some((e, t, None));
-                }
-            if let Some(t) = &self.ip
-                && let Some(e) = match_ip(b, i) {
-                    return Some((e, t, None));
-                }
+        if c == b'-' || c == b'+' {
+            let t = self.num.as_ref()?;
+            return match_number(b, i).map(|(e, suffix)| (e, t.as_str(), suffix));
         }
-        if let Some(t) = &self.hex
-            && let Some(e) = match_hex(b, i) {
+        // One look at the digit and hex runs here rules out most matchers.
+        let (d_end, nd) = digits(b, i, usize::MAX);
+        let h_end = hex_run(b, i);
+        let next = b.get(d_end).copied();
+        if h_end - i == 8 && b.get(h_end) == Some(&b'-') {
+            if let Some(t) = &self.uuid
+                && let Some(e) = match_uuid(b, i)
+            {
                 return Some((e, t, None));
             }
-        if let Some(t) = &self.num
-            && let Some((e, suffix)) = match_number(b, i) {
-                return Some((e, t, suffix));
+        }
+        if nd > 0 {
+            if ((nd == 4 && matches!(next, Some(b'-' | b'/'))) || (nd <= 2 && next == Some(b':')))
+                && let Some(t) = &self.ts
+                && let Some(e) = match_timestamp(b, i)
+            {
+                return Some((e, t, None));
             }
+            if nd <= 3
+                && next == Some(b'.')
+                && let Some(t) = &self.ip
+                && let Some(e) = match_ip(b, i)
+            {
+                return Some((e, t, None));
+            }
+        }
+        if let Some(t) = &self.hex {
+            if c == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X')) {
+                if let Some(e) = match_hex(b, i) {
+                    return Some((e, t, None));
+                }
+            } else if h_end - i >= 8 && h_end > d_end && at_end(b, h_end) && b[i..h_end].iter().any(u8::is_ascii_digit) {
+                return Some((h_end, t, None));
+            }
+        }
+        if nd > 0
+            && let Some(t) = &self.num
+            && let Some((e, suffix)) = match_number(b, i)
+        {
+            return Some((e, t, suffix));
+        }
         None
     }
 }
