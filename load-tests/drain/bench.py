@@ -48,9 +48,10 @@ LOGHUB = {
     },
 }
 
-# Defaults of both miners when no per-dataset tuning is given.
-DEFAULT_ST = 0.5
+# selfheal-drain's defaults, given to both miners when no per-dataset tuning is given.
+DEFAULT_ST = 0.6
 DEFAULT_DEPTH = 4
+SYNTH_FORMAT = r"<Timestamp> <Level> \[<Component>\] <Content>"
 
 # drain3 masking instructions equivalent to selfheal-drain's built-in masks
 # (drain3's own example configuration, extended with UUID, timestamp and path),
@@ -276,10 +277,12 @@ def read_ids(path, col):
 
 # ---------------------------------------------------------------- runs
 
-def run_selfheal(binary, file, spec, tag):
-    out = WORK / f"selfheal-{tag}.tsv"
+def run_selfheal(binary, file, spec, tag, classic=False):
+    out = WORK / f"selfheal-{tag}{'-classic' if classic else ''}.tsv"
     cmd = [str(binary), "templates", str(file), "--out", str(out), "--stats",
            "--st", str(spec["st"]), "--depth", str(spec["depth"])]
+    if classic:
+        cmd.append("--drain-similarity")
     if spec.get("format"):
         cmd += ["--format", spec["format"]]
     for r in spec.get("regex", []):
@@ -354,7 +357,8 @@ def main():
     else:
         log("no loghub samples found: accuracy on labelled samples skipped")
     synth_truth = [l.strip() for l in open(synth.with_suffix(".truth"))]
-    runs.append((f"synthetic_{args.lines // 1000}k default", synth, synth_truth, {"st": DEFAULT_ST, "depth": DEFAULT_DEPTH}, None))
+    runs.append((f"synthetic_{args.lines // 1000}k default", synth, synth_truth,
+                 {"format": SYNTH_FORMAT, "st": DEFAULT_ST, "depth": DEFAULT_DEPTH}, None))
 
     results = []
     for name, f, truth, spec, published in runs:
@@ -365,7 +369,11 @@ def main():
         d = run_drain3(py, f, spec, tag)
         acc_s = grouping_accuracy(truth, s["ids"]) if truth else None
         acc_d = grouping_accuracy(truth, d["ids"]) if truth else None
-        results.append((name, s, d, acc_s, acc_d, published))
+        acc_c = None
+        if truth:
+            log(f"{name}: selfheal-drain --drain-similarity...")
+            acc_c = grouping_accuracy(truth, run_selfheal(binary, f, spec, tag, classic=True)["ids"])
+        results.append((name, s, d, acc_s, acc_c, acc_d, published))
 
     cpu = ""
     try:
@@ -377,14 +385,15 @@ def main():
         pass
     print(f"selfheal-drain vs drain3 {DRAIN3_VERSION}: same files, same machine ({os.cpu_count()} CPUs, {cpu}), one after the other")
     print("lines/s = lines / seconds spent reading, extracting <Content> (loghub files) and mining, inside each process")
-    print("default = each miner's built-in masks (drain3 given regexes equivalent to selfheal's), st 0.5, depth 4;")
-    print("benchmark = logparser's per-dataset regexes (masked to <*>), st and depth, for both miners")
+    print(f"default = built-in masks (drain3 given regexes equivalent to selfheal's), st {DEFAULT_ST}, depth {DEFAULT_DEPTH};")
+    print("benchmark = logparser's per-dataset regexes (masked to <*>), st and depth, for both miners;")
+    print("acc = grouping accuracy (logparser's definition); 'acc Drain-sim' = selfheal-drain --drain-similarity")
     print()
     print(f"{'file / config':30} {'lines':>9} {'selfheal l/s':>13} {'drain3 l/s':>11} {'ratio':>7} "
-          f"{'templates s/d':>14} {'acc selfheal':>13} {'acc drain3':>11} {'Drain paper':>12}")
+          f"{'templates s/d':>14} {'acc selfheal':>13} {'acc Drain-sim':>14} {'acc drain3':>11} {'Drain paper':>12}")
     tot_s = tot_d = 0.0
     tot_lines = 0
-    for name, s, d, acc_s, acc_d, published in results:
+    for name, s, d, acc_s, acc_c, acc_d, published in results:
         ls = s["lines"] / s["secs"]
         ld = d["lines"] / d["secs"]
         tot_s += s["secs"]
@@ -392,7 +401,7 @@ def main():
         tot_lines += s["lines"]
         fmt = lambda a: f"{a:.4f}" if a is not None else "-"
         print(f"{name:30} {s['lines']:>9} {ls:>13,.0f} {ld:>11,.0f} {ld and ls / ld:>6.1f}x "
-              f"{str(s['templates']) + '/' + str(d['templates']):>14} {fmt(acc_s):>13} {fmt(acc_d):>11} {fmt(published):>12}")
+              f"{str(s['templates']) + '/' + str(d['templates']):>14} {fmt(acc_s):>13} {fmt(acc_c):>14} {fmt(acc_d):>11} {fmt(published):>12}")
     print(f"{'all runs':30} {tot_lines:>9} {tot_lines / tot_s:>13,.0f} {tot_lines / tot_d:>11,.0f} {tot_d / tot_s:>6.1f}x")
     big = results[-1]
     s, d = big[1], big[2]

@@ -4,8 +4,8 @@
 //! ```text
 //! selfheal-drain templates FILE [--format '<Date> <Time> <Level> <Component>: <Content>']
 //!     [--regex PATTERN]... [--regex-token TOKEN] [--no-builtin-masks]
-//!     [--st 0.5] [--depth 4] [--max-children 100] [--max-clusters 10000]
-//!     [--max-line-len 4096] [--max-tokens 256] [--out FILE] [--stats]
+//!     [--st 0.6] [--depth 4] [--max-children 100] [--max-clusters 10000]
+//!     [--max-line-len 4096] [--max-tokens 256] [--drain-similarity] [--out FILE] [--stats]
 //! ```
 //!
 //! `--stats` prints one `lines=… templates=… secs=… lines_per_sec=…` line
@@ -20,7 +20,7 @@ use selfheal_drain::{LogFormat, Mask, MinerConfig, mine_reader, write_report};
 
 const USAGE: &str = "usage: selfheal-drain templates FILE [--format FMT] [--regex RE]... [--regex-token TOK] \
 [--no-builtin-masks] [--st F] [--depth N] [--max-children N] [--max-clusters N] [--max-line-len N] \
-[--max-tokens N] [--out FILE] [--stats]";
+[--max-tokens N] [--drain-similarity] [--out FILE] [--stats]";
 
 struct Args {
     file: String,
@@ -60,6 +60,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--max-tokens" => config.max_tokens = num("--max-tokens", val("--max-tokens")?)?,
             "--out" => out = Some(val("--out")?),
             "--stats" => stats = true,
+            "--drain-similarity" => config.drain_similarity = true,
             "-h" | "--help" => return Err(USAGE.into()),
             _ if file.is_none() && !a.starts_with("--") => file = Some(a),
             _ => return Err(format!("unexpected argument {a}\n{USAGE}")),

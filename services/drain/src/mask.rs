@@ -72,6 +72,8 @@ impl Mask {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Masker {
     regexes: Vec<(Regex, String)>,
+    /// Every replacement token, plus the wildcard.
+    tokens: Vec<String>,
     uuid: Option<String>,
     ts: Option<String>,
     ip: Option<String>,
@@ -84,7 +86,11 @@ impl Masker {
     /// Sorts the configured masks into the regex pass and the token scanner.
     pub(crate) fn new(masks: &[Mask]) -> Self {
         let mut m = Masker::default();
+        m.tokens.push(crate::miner::WILDCARD.to_owned());
         for mask in masks {
+            if !mask.token.is_empty() && !m.tokens.contains(&mask.token) {
+                m.tokens.push(mask.token.clone());
+            }
             let t = Some(mask.token.clone());
             match &mask.kind {
                 MaskKind::Regex(r) => m.regexes.push((r.clone(), mask.token.clone())),
@@ -117,6 +123,29 @@ impl Masker {
             }
         }
         cur
+    }
+
+    /// Whether a token is nothing but masked variables and punctuation
+    /// (`<IP>:`, `[<*>]`, `/<NUM>`), as opposed to one with constant text
+    /// around a variable (`uid=<NUM>`).
+    pub(crate) fn is_variable(&self, tok: &str) -> bool {
+        let b = tok.as_bytes();
+        let mut found = false;
+        let mut i = 0;
+        'outer: while i < b.len() {
+            for t in &self.tokens {
+                if b[i..].starts_with(t.as_bytes()) {
+                    i += t.len();
+                    found = true;
+                    continue 'outer;
+                }
+            }
+            if b[i].is_ascii_alphanumeric() || b[i] >= 0x80 {
+                return false;
+            }
+            i += 1;
+        }
+        found
     }
 
     /// Splits `line` on whitespace, masks each token and appends the tokens
@@ -572,6 +601,17 @@ mod tests {
         m.tokenize(&line, 100, &mut buf, &mut ends);
         assert_eq!(buf, "block<*>size<NUM>");
         assert_eq!(ends, vec![5, 8, 12, 17]);
+    }
+
+    #[test]
+    fn variable_tokens_are_recognised() {
+        let m = Masker::new(&Mask::defaults());
+        for t in ["<IP>:", "[<*>]", "/<NUM>", "<NUM>:<NUM>", "<*>", "(<UUID>),"] {
+            assert!(m.is_variable(t), "{t}");
+        }
+        for t in ["uid=<NUM>", "blk_<NUM>", "<NUM>ms", "user", ":", "<b>", "é<NUM>"] {
+            assert!(!m.is_variable(t), "{t}");
+        }
     }
 
     #[test]

@@ -47,18 +47,24 @@ pub struct MinerConfig {
     pub max_line_len: usize,
     /// Tokens of a line that are mined; the rest is replaced by `<TRUNC>`.
     pub max_tokens: usize,
+    /// Drain's original similarity, in which two identical masked tokens
+    /// (`<IP>` and `<IP>`) count as matching tokens. By default such
+    /// positions are left out of the comparison, so that two messages
+    /// sharing only their variables and a few words are not merged.
+    pub drain_similarity: bool,
 }
 
 impl Default for MinerConfig {
     fn default() -> Self {
         Self {
             depth: 4,
-            similarity_threshold: 0.5,
+            similarity_threshold: 0.6,
             max_children: 100,
             max_clusters: 10_000,
             masks: Mask::defaults(),
             max_line_len: 4096,
             max_tokens: 256,
+            drain_similarity: false,
         }
     }
 }
@@ -167,6 +173,8 @@ pub struct TemplateMiner {
     seq: u64,
     buf: String,
     ends: Vec<u32>,
+    /// Per token of the current line: whether it is a masked variable.
+    vars: Vec<bool>,
     record_evictions: bool,
     evicted: Vec<Template>,
 }
@@ -190,6 +198,7 @@ impl TemplateMiner {
             seq: 0,
             buf: String::new(),
             ends: Vec::new(),
+            vars: Vec::new(),
             record_evictions: false,
             evicted: Vec::new(),
         }
@@ -221,6 +230,7 @@ impl TemplateMiner {
         let mut buf = mem::take(&mut self.buf);
         let mut ends = mem::take(&mut self.ends);
         self.masker.tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
+        self.mark_variables(&buf, &ends);
         let found = self.search(&buf, &ends);
         self.buf = buf;
         self.ends = ends;
@@ -284,6 +294,7 @@ impl TemplateMiner {
         let mut buf = mem::take(&mut self.buf);
         let mut ends = mem::take(&mut self.ends);
         self.masker.tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
+        self.mark_variables(&buf, &ends);
         let out = match self.search(&buf, &ends) {
             Some(slot) => {
                 self.merge(slot, &buf, &ends);
@@ -301,6 +312,19 @@ impl TemplateMiner {
         self.buf = buf;
         self.ends = ends;
         out
+    }
+
+    fn mark_variables(&mut self, buf: &str, ends: &[u32]) {
+        self.vars.clear();
+        if self.config.drain_similarity {
+            return;
+        }
+        let mut start = 0;
+        for &e in ends {
+            let tok = &buf[start..e as usize];
+            self.vars.push(tok.contains('<') && self.masker.is_variable(tok));
+            start = e as usize;
+        }
     }
 
     fn search(&self, buf: &str, ends: &[u32]) -> Option<u32> {
@@ -323,8 +347,9 @@ impl TemplateMiner {
         let mut best_params = 0usize;
         for &slot in &self.nodes[leaf as usize].clusters {
             let c = self.cluster(slot);
-            let (same, params) = similarity(c, buf, ends);
-            let sim = if n == 0 { 1.0 } else { same as f64 / n as f64 };
+            let (same, params, skipped) = similarity(c, buf, ends, &self.vars);
+            let compared = n - skipped;
+            let sim = if compared == 0 { 1.0 } else { same as f64 / compared as f64 };
             if sim > best_sim || (sim == best_sim && params > best_params) {
                 best_sim = sim;
                 best_params = params;
@@ -636,24 +661,31 @@ impl TemplateMiner {
     }
 }
 
-fn similarity(c: &Cluster, buf: &str, ends: &[u32]) -> (usize, usize) {
+/// Identical tokens, template wildcards, and identical masked variables
+/// (left out of the comparison; `vars` is empty under Drain's similarity).
+fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> (usize, usize, usize) {
     let tb = c.t.text.as_bytes();
     let lb = buf.as_bytes();
     let mut same = 0;
     let mut params = 0;
+    let mut skipped = 0;
     let mut ts = 0usize;
     let mut ls = 0usize;
-    for (&te, &le) in c.ends.iter().zip(ends) {
+    for (i, (&te, &le)) in c.ends.iter().zip(ends).enumerate() {
         let tt = &tb[ts..te as usize];
         if tt == WILDCARD.as_bytes() {
             params += 1;
         } else if tt == &lb[ls..le as usize] {
-            same += 1;
+            if vars.get(i).copied().unwrap_or(false) {
+                skipped += 1;
+            } else {
+                same += 1;
+            }
         }
         ts = te as usize + 1;
         ls = le as usize;
     }
-    (same, params)
+    (same, params, skipped)
 }
 
 /// The persisted form of a miner.
@@ -716,6 +748,23 @@ mod tests {
         // Same first token, below the threshold of 0.5 identical tokens.
         let d = m.add_line("disk write to sda failed").template_id;
         assert_ne!(a, d);
+    }
+
+    #[test]
+    fn shared_variables_alone_do_not_merge_messages() {
+        let lines = [
+            "Received disconnect from 10.0.0.1: 11: Bye Bye [preauth]",
+            "Received disconnect from 10.0.0.2: 11: Bye Bye [preauth]",
+            "Received disconnect from 10.0.0.3: 11: disconnected by user",
+        ];
+        let mut m = miner();
+        let ids: Vec<u64> = lines.iter().map(|l| m.add_line(l).template_id).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
+        // Drain's similarity counts the identical `<IP>:` and `<NUM>:` as matches: 5/8 >= 0.6.
+        let mut classic = TemplateMiner::new(MinerConfig { drain_similarity: true, ..MinerConfig::default() });
+        let ids: Vec<u64> = lines.iter().map(|l| classic.add_line(l).template_id).collect();
+        assert_eq!(ids[0], ids[2]);
     }
 
     #[test]
