@@ -673,10 +673,16 @@ fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> (usize, us
     let mut ls = 0usize;
     for (i, (&te, &le)) in c.ends.iter().zip(ends).enumerate() {
         let tt = &tb[ts..te as usize];
+        let var = vars.get(i).copied().unwrap_or(false);
         if tt == WILDCARD.as_bytes() {
-            params += 1;
+            // A wildcard facing a masked variable: both say "variable here".
+            if var {
+                skipped += 1;
+            } else {
+                params += 1;
+            }
         } else if tt == &lb[ls..le as usize] {
-            if vars.get(i).copied().unwrap_or(false) {
+            if var {
                 skipped += 1;
             } else {
                 same += 1;
@@ -765,6 +771,20 @@ mod tests {
         let mut classic = TemplateMiner::new(MinerConfig { drain_similarity: true, ..MinerConfig::default() });
         let ids: Vec<u64> = lines.iter().map(|l| classic.add_line(l).template_id).collect();
         assert_eq!(ids[0], ids[2]);
+    }
+
+    #[test]
+    fn lines_of_mostly_masked_tokens_merge() {
+        let cfg = MinerConfig {
+            masks: vec![Mask::regex(r"blk_-?\d+", "<*>").unwrap(), Mask::builtin(MaskKind::Ip, "<IP>")],
+            ..MinerConfig::default()
+        };
+        let mut m = TemplateMiner::new(cfg);
+        let a = m.add_line("ask 10.0.0.1:50010 to delete blk_1 blk_2 blk_3 blk_4 blk_5 blk_6");
+        let b = m.add_line("ask 10.0.0.2:50010 to delete blk_7 blk_8 blk_9 blk_10 blk_11 blk_12");
+        let c = m.add_line("ask 10.0.0.3:50010 to delete blk_13 blk_14 blk_15 blk_16 blk_17 blk_18");
+        assert_eq!(a.template_id, b.template_id);
+        assert_eq!(b.template_id, c.template_id);
     }
 
     #[test]
