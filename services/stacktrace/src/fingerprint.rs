@@ -36,12 +36,13 @@ use crate::text::{compile, truncate_chars};
 pub const FINGERPRINT_FRAMES: usize = 6;
 
 static UUID: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+    compile(r"(?i)(?-u:\b)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?-u:\b)")
 });
-static HEX_PREFIXED: LazyLock<Regex> = LazyLock::new(|| compile(r"(?i)\b0x[0-9a-f]+\b"));
+static HEX_PREFIXED: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"(?i)(?-u:\b)0x[0-9a-f]+(?-u:\b)"));
 static LONG_HEX: LazyLock<Regex> = LazyLock::new(|| {
     compile(
-        r"(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b",
+        r"(?i)(?-u:\b)[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*(?-u:\b)|(?-u:\b)[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*(?-u:\b)",
     )
 });
 static QUOTED: LazyLock<Regex> =
@@ -51,7 +52,7 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| compile(r"\d+(?:[.,]\d+)*"));
 static SPACES: LazyLock<Regex> = LazyLock::new(|| compile(r"\s+"));
 static DIGITS: LazyLock<Regex> = LazyLock::new(|| compile(r"\d+"));
 static SYMBOL_HASH: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"(?i)(?:::h[0-9a-f]{16}$|0x[0-9a-f]+|\b[0-9a-f]{8,}\b)"));
+    LazyLock::new(|| compile(r"(?i)(?:::h[0-9a-f]{16}$|0x[0-9a-f]+|(?-u:\b)[0-9a-f]{8,}(?-u:\b))"));
 
 /// Masks what varies between occurrences of one failure in a message: UUIDs, hex,
 /// quoted values, e-mail addresses and numbers; collapses whitespace; keeps the first

@@ -460,10 +460,9 @@ fn heuristic(runtime: Runtime, frame: &Frame) -> bool {
             if RUST_LIBS.contains(&krate) {
                 return false;
             }
-            if RUST_NOISE
-                .iter()
-                .any(|n| frame.function == *n || frame.function.starts_with(n) && n.ends_with('_'))
-            {
+            if RUST_NOISE.iter().any(|n| {
+                frame.function == *n || n.starts_with("__") && frame.function.starts_with(n)
+            }) {
                 return false;
             }
             true

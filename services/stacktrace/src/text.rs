@@ -108,13 +108,18 @@ pub(crate) fn clean_line(raw: &str) -> Line {
             break;
         }
         let mut cut = None;
-        for re in [
-            &*ISO_PREFIX,
-            &*GO_LOG_PREFIX,
-            &*SYSLOG_PREFIX,
-            &*KUBECTL_PREFIX,
-            &*DOCKER_PREFIX,
-        ] {
+        let first = text.chars().next().unwrap_or(' ');
+        let candidates: [(&Regex, bool); 5] = [
+            (&ISO_PREFIX, first.is_ascii_digit() || first == '['),
+            (&GO_LOG_PREFIX, first.is_ascii_digit()),
+            (&SYSLOG_PREFIX, first.is_ascii_uppercase()),
+            (&KUBECTL_PREFIX, first == '['),
+            (&DOCKER_PREFIX, text.contains('|')),
+        ];
+        for (re, plausible) in candidates {
+            if !plausible {
+                continue;
+            }
             if let Some(m) = re.find(&text)
                 && m.end() > 0
                 && m.end() < text.len()
@@ -183,7 +188,7 @@ pub(crate) fn prepare(text: &str) -> Vec<Line> {
             && trimmed.ends_with('}')
             && let Some(body) = json_record_text(trimmed)
         {
-            for sub in body.split('\n') {
+            for sub in body.trim_end_matches(['\n', '\r']).split('\n') {
                 if lines.len() >= MAX_LINES {
                     break;
                 }

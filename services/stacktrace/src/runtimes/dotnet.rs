@@ -55,6 +55,9 @@ fn foreign_args(args: &str) -> bool {
 
 /// A frame from one `at …` line, or `None` when it is not a .NET frame.
 fn parse_frame(t: &str) -> Option<Frame> {
+    if !t.starts_with("at") {
+        return None;
+    }
     let c = FRAME.captures(t)?;
     let args = c.name("args").map(|m| m.as_str()).unwrap_or("");
     if foreign_args(args) {
@@ -159,14 +162,19 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
     }
     let mut chain: Vec<(String, String)> = Vec::new();
     let mut bonus = 0;
+    // Frame blocks: the first belongs to the innermost exception. An inner exception
+    // without frames ends its (empty) block before the first frame.
+    let mut blocks: Vec<Vec<Frame>> = vec![Vec::new()];
     if let Some(s) = start {
-        let text: Vec<&str> = lines
-            .get(s..first)
-            .unwrap_or(&[])
-            .iter()
-            .map(|l| l.text.trim())
-            .filter(|t| !t.starts_with("File name:"))
-            .collect();
+        let mut text: Vec<&str> = Vec::new();
+        for l in lines.get(s..first).unwrap_or(&[]) {
+            let t = l.text.trim();
+            if t.starts_with("--- End of inner exception stack trace") {
+                blocks.push(Vec::new());
+            } else if !t.starts_with("File name:") && !t.starts_with("--- End of") {
+                text.push(t);
+            }
+        }
         chain = parse_chain(&text.join("\n"));
         bonus += 3;
     }
@@ -174,13 +182,16 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         chain.push((String::new(), String::new()));
     }
 
-    // Frame blocks: the first belongs to the innermost exception.
-    let mut blocks: Vec<Vec<Frame>> = vec![Vec::new()];
     let mut members: Vec<Entry> = Vec::new();
     let mut in_member = false;
     let mut unknown = 0;
     for l in lines.get(first..).unwrap_or(&[]) {
         let t = l.trimmed();
+        // An AggregateException member ends with `<---` on its last frame's line.
+        let (t, closes) = match t.strip_suffix("<---") {
+            Some(r) if !r.trim().is_empty() => (r.trim_end(), true),
+            _ => (t, false),
+        };
         if let Some(f) = parse_frame(t) {
             if in_member {
                 if let Some(m) = members.last_mut() {
@@ -190,6 +201,9 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                 && b.len() < crate::MAX_FRAMES
             {
                 b.push(f);
+            }
+            if closes {
+                in_member = false;
             }
             unknown = 0;
             continue;

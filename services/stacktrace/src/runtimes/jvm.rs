@@ -45,6 +45,9 @@ const MAX_UNKNOWN: usize = 3;
 
 /// A frame from one `at …` line, or `None` when the line is not a JVM frame.
 fn parse_frame(t: &str) -> Option<Frame> {
+    if !t.starts_with("at") || !t.ends_with([')', ']']) {
+        return None;
+    }
     let c = FRAME.captures(t)?;
     let full = c.name("fn")?.as_str();
     let loc = c.name("loc")?.as_str().trim();

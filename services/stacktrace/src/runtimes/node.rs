@@ -68,6 +68,9 @@ fn file_line_col(c: &regex::Captures<'_>) -> (Option<String>, Option<u32>, Optio
 fn parse_frame(t: &str) -> Option<Frame> {
     // util.inspect opens the property block on the last frame's line.
     let t = t.strip_suffix(" {").unwrap_or(t);
+    if !t.starts_with("at") {
+        return None;
+    }
     if let Some(c) = FRAME_CALL.captures(t) {
         let function = c.name("fn")?.as_str().trim().to_string();
         let (file, line, col) = parse_loc(c.name("loc")?.as_str())?;
@@ -113,15 +116,29 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         if l.is_blank() {
             break;
         }
-        if let Some((_, _, strong)) = parse_header(l.trimmed()) {
+        if let Some((ty, _, strong)) = parse_header(l.trimmed()) {
             if strong {
                 strong_idx = Some(i);
-            } else if weak_idx.is_none() {
+            } else if ty.starts_with(|c: char| c.is_ascii_uppercase()) {
                 weak_idx = Some(i);
             }
         }
         if l.prefixed {
             break;
+        }
+    }
+    if strong_idx.is_none() && weak_idx.is_none() {
+        // Messages may contain blank lines (assertion diffs): look further up for an
+        // error-like header, stopping at a new log record.
+        for i in (from..first).rev() {
+            let Some(l) = lines.get(i) else { break };
+            if let Some((_, _, true)) = parse_header(l.trimmed()) {
+                strong_idx = Some(i);
+                break;
+            }
+            if l.prefixed {
+                break;
+            }
         }
     }
     let mut bonus = 0;
@@ -137,6 +154,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             top.message.push('\n');
             top.message.push_str(more.text.trim_end());
         }
+        top.message.truncate(top.message.trim_end().len());
     }
 
     let mut entries = vec![top];

@@ -68,7 +68,7 @@ fn plausible_type(ty: &str, has_message: bool) -> bool {
 }
 
 /// Parses one sequence of lines into printed blocks, root cause first.
-fn parse_blocks(lines: &[Line]) -> Vec<Block> {
+fn parse_blocks(lines: &[Line], allow_bare: bool) -> Vec<Block> {
     let mut blocks: Vec<Block> = Vec::new();
     let mut awaiting_next = false;
     let mut msg_open = false;
@@ -140,6 +140,28 @@ fn parse_blocks(lines: &[Line]) -> Vec<Block> {
             msg_open = false;
             junk = 0;
             continue;
+        }
+        if allow_bare && blocks.is_empty() && line.indent() == 0 {
+            // A group member that was never raised has no traceback, only its line.
+            if let Some(c) = EXC_LINE.captures(t) {
+                let ty = c.name("ty").map(|m| m.as_str()).unwrap_or("");
+                if plausible_type(ty, t.len() > ty.len()) {
+                    blocks.push(Block {
+                        ty: ty.to_string(),
+                        message: c
+                            .name("msg")
+                            .map(|m| m.as_str())
+                            .unwrap_or("")
+                            .trim_end()
+                            .to_string(),
+                        done: true,
+                        ..Block::default()
+                    });
+                    msg_open = true;
+                    msg_lines = 0;
+                    continue;
+                }
+            }
         }
         let Some(cur) = blocks.last_mut() else {
             continue;
@@ -291,7 +313,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         Some(segments) => {
             bonus += 8;
             for (i, seg) in segments.into_iter().enumerate() {
-                let blocks = parse_blocks(&seg.lines);
+                let blocks = parse_blocks(&seg.lines, i > 0);
                 if blocks.is_empty() {
                     continue;
                 }
@@ -307,7 +329,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             }
         }
         None => {
-            let blocks = parse_blocks(lines);
+            let blocks = parse_blocks(lines, false);
             if blocks.iter().any(|b| b.has_header) {
                 bonus += 5;
             }

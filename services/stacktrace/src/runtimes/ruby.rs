@@ -19,7 +19,7 @@ use crate::{Frame, MAX_CAUSES, Relation, Runtime};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     compile(
-        r"^(?P<from>from\s+)?(?P<file>(?:[\w.-]+ \([\w.-]+\) )?[^\s:][^:]*?|[A-Za-z]:[^:]*?):(?P<line>\d+):in\s+[`'](?P<fn>[^'`]*)'(?::\s?(?P<rest>.*))?$",
+        r"^(?P<from>from\s+)?(?P<file><internal:[^>]*>|(?:[\w.-]+ \([\w.-]+\) )?[^\s:][^:]*?|[A-Za-z]:[^:]*?):(?P<line>\d+):in\s+[`'](?P<fn>[^'`]*)'(?::\s?(?P<rest>.*))?$",
     )
 });
 static FROM_ONLY: LazyLock<Regex> =
@@ -42,6 +42,9 @@ type FrameLine = (Frame, bool, Option<(String, String)>);
 
 /// Parses one Ruby frame line.
 fn parse_frame(t: &str) -> Option<FrameLine> {
+    if !t.contains(":in ") && !t.starts_with("from") {
+        return None;
+    }
     if let Some(c) = FROM_ONLY.captures(t) {
         let f = frame(
             "",
