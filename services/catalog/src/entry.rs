@@ -36,8 +36,11 @@ pub const LANGUAGES: &[&str] = &[
     "ruby",
 ];
 
-/// How far rollout may go without a human.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+/// How far rollout may go without a human; serialised as `manual` / `auto` (policy input uses it).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Autonomy {
     /// Every deploy waits for a human approval.
     #[default]
