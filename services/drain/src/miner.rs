@@ -234,7 +234,7 @@ impl TemplateMiner {
         let found = self.search(&buf, &ends);
         self.buf = buf;
         self.ends = ends;
-        found.map(|s| &self.cluster(s).t)
+        found.map(|(s, _)| &self.cluster(s).t)
     }
 
     /// The templates currently kept, in no particular order.
@@ -296,8 +296,8 @@ impl TemplateMiner {
         self.masker.tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
         self.mark_variables(&buf, &ends);
         let out = match self.search(&buf, &ends) {
-            Some(slot) => {
-                self.merge(slot, &buf, &ends);
+            Some((slot, differs)) => {
+                self.merge(slot, &buf, &ends, differs);
                 self.touch(slot);
                 (slot, false)
             }
@@ -327,7 +327,7 @@ impl TemplateMiner {
         }
     }
 
-    fn search(&self, buf: &str, ends: &[u32]) -> Option<u32> {
+    fn search(&self, buf: &str, ends: &[u32]) -> Option<(u32, bool)> {
         let n = ends.len();
         let mut node = *self.roots.get(&(n as u32))?;
         for i in 0..self.config.levels(n) {
@@ -340,34 +340,32 @@ impl TemplateMiner {
         self.fast_match(node, buf, ends)
     }
 
-    fn fast_match(&self, leaf: u32, buf: &str, ends: &[u32]) -> Option<u32> {
+    /// The best cluster of a leaf, and whether the line differs from its
+    /// template anywhere outside wildcards (so the template must change).
+    fn fast_match(&self, leaf: u32, buf: &str, ends: &[u32]) -> Option<(u32, bool)> {
         let n = ends.len();
         let mut best = None;
         let mut best_sim = -1.0f64;
         let mut best_params = 0usize;
         for &slot in &self.nodes[leaf as usize].clusters {
             let c = self.cluster(slot);
-            let (same, params, skipped) = similarity(c, buf, ends, &self.vars);
-            let compared = n - skipped;
-            let sim = if compared == 0 { 1.0 } else { same as f64 / compared as f64 };
-            if sim > best_sim || (sim == best_sim && params > best_params) {
-                best_sim = sim;
-                best_params = params;
-                best = Some(slot);
+            let sim = similarity(c, buf, ends, &self.vars);
+            let compared = n - sim.skipped;
+            let ratio = if compared == 0 { 1.0 } else { sim.same as f64 / compared as f64 };
+            if ratio > best_sim || (ratio == best_sim && sim.params > best_params) {
+                best_sim = ratio;
+                best_params = sim.params;
+                best = Some((slot, sim.differs));
             }
         }
         best.filter(|_| best_sim >= self.config.similarity_threshold)
     }
 
-    fn merge(&mut self, slot: u32, buf: &str, ends: &[u32]) {
+    fn merge(&mut self, slot: u32, buf: &str, ends: &[u32], differs: bool) {
         let seq = self.seq;
         let c = self.cluster_mut(slot);
         c.t.count += 1;
         c.t.last_seen = seq;
-        let differs = (0..ends.len()).any(|i| {
-            let t = c.token(i);
-            t != WILDCARD && t != line_token(buf, ends, i)
-        });
         if !differs {
             return;
         }
@@ -661,14 +659,23 @@ impl TemplateMiner {
     }
 }
 
-/// Identical tokens, template wildcards, and identical masked variables
-/// (left out of the comparison; `vars` is empty under Drain's similarity).
-fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> (usize, usize, usize) {
+/// How a line compares with a template.
+struct Similarity {
+    /// Identical tokens (masked variables excluded unless Drain's similarity is used).
+    same: usize,
+    /// Template wildcards facing literal tokens.
+    params: usize,
+    /// Positions left out of the comparison: both sides are variables.
+    skipped: usize,
+    /// Whether some non-wildcard template token differs from the line.
+    differs: bool,
+}
+
+/// Compares a line with a template (`vars` is empty under Drain's similarity).
+fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> Similarity {
     let tb = c.t.text.as_bytes();
     let lb = buf.as_bytes();
-    let mut same = 0;
-    let mut params = 0;
-    let mut skipped = 0;
+    let mut sim = Similarity { same: 0, params: 0, skipped: 0, differs: false };
     let mut ts = 0usize;
     let mut ls = 0usize;
     for (i, (&te, &le)) in c.ends.iter().zip(ends).enumerate() {
@@ -677,21 +684,23 @@ fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> (usize, us
         if tt == WILDCARD.as_bytes() {
             // A wildcard facing a masked variable: both say "variable here".
             if var {
-                skipped += 1;
+                sim.skipped += 1;
             } else {
-                params += 1;
+                sim.params += 1;
             }
         } else if tt == &lb[ls..le as usize] {
             if var {
-                skipped += 1;
+                sim.skipped += 1;
             } else {
-                same += 1;
+                sim.same += 1;
             }
+        } else {
+            sim.differs = true;
         }
         ts = te as usize + 1;
         ls = le as usize;
     }
-    (same, params, skipped)
+    sim
 }
 
 /// The persisted form of a miner.
