@@ -7,6 +7,28 @@
 //! clusters, capped line length and token count) and can be snapshotted and
 //! restored with its ids. [`signals`] builds the monitor's evidence on top of
 //! it, and [`mine_file`] is the offline engine of `selfheal logs templates`.
+//!
+//! ```
+//! use selfheal_drain::{MinerConfig, TemplateMiner};
+//!
+//! let mut miner = TemplateMiner::new(MinerConfig::default());
+//! let a = miner.add_line("Connection to db1 timed out after 30 ms");
+//! let b = miner.add_line("Connection to cache-2 timed out after 4500 ms");
+//! assert_eq!(a.template_id, b.template_id);
+//! assert_eq!(b.template, "Connection to <*> timed out after <NUM> ms");
+//!
+//! // Templates and ids survive a restart.
+//! let saved = miner.snapshot();
+//! let mut miner = TemplateMiner::restore(&saved, MinerConfig::default()).unwrap();
+//! assert_eq!(miner.add_line("Connection to db3 timed out after 1 ms").template_id, a.template_id);
+//! ```
+//!
+//! Masking: regex masks ([`Mask::regex`]) run first over the whole line, as in
+//! the logparser benchmark; the built-in masks ([`Mask::defaults`]: UUID,
+//! timestamp, IP, path, hex, number) run per token in one hand-written pass.
+//! Similarity: as in Drain, the share of identical tokens, except that
+//! positions where both sides are masked variables are left out of the
+//! comparison ([`MinerConfig::drain_similarity`] restores Drain's measure).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

@@ -277,12 +277,12 @@ impl Masker {
         let (d_end, nd) = digits(b, i, usize::MAX);
         let h_end = hex_run(b, i);
         let next = b.get(d_end).copied();
-        if h_end - i == 8 && b.get(h_end) == Some(&b'-') {
-            if let Some(t) = &self.uuid
-                && let Some(e) = match_uuid(b, i)
-            {
-                return Some((e, t, None));
-            }
+        if h_end - i == 8
+            && b.get(h_end) == Some(&b'-')
+            && let Some(t) = &self.uuid
+            && let Some(e) = match_uuid(b, i)
+        {
+            return Some((e, t, None));
         }
         if nd > 0 {
             if ((nd == 4 && matches!(next, Some(b'-' | b'/'))) || (nd <= 2 && next == Some(b':')))

@@ -936,6 +936,30 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_do_not_panic() {
+        let mut m = TemplateMiner::new(MinerConfig { max_clusters: 200, ..MinerConfig::default() });
+        let mut rng = 0x1234_5678_9abc_def1u64;
+        let alphabet: &[u8] = b"0123456789abcdefx.:-+/<>*[]()_ =\t\xc3\xa9\xff\x00";
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut r = rng;
+            for _ in 0..(rng % 64) {
+                bytes.push(alphabet[(r % alphabet.len() as u64) as usize]);
+                r = r.rotate_right(5) ^ 0x9e37_79b9;
+            }
+            let line = String::from_utf8_lossy(&bytes);
+            let res = m.add_line(&line);
+            assert!(m.get(res.template_id).is_some());
+        }
+        assert!(m.len() <= 200);
+        let back = TemplateMiner::restore(&m.snapshot(), m.config().clone()).unwrap();
+        assert_eq!(back.len(), m.len());
+    }
+
+    #[test]
     fn max_children_routes_extra_tokens_to_wildcard() {
         let mut m = TemplateMiner::new(MinerConfig { max_children: 3, ..MinerConfig::default() });
         for w in ["apple", "banana", "cherry", "damson", "elder"] {
