@@ -23,6 +23,9 @@ pub struct FileReport {
     pub templates: Vec<Template>,
     /// Lines that did not fit the `--format` header (mined whole).
     pub format_mismatches: u64,
+    /// Evicted templates whose text was not kept (more than `max_clusters` of
+    /// them, as in a storm of unique lines); their lines print `<evicted>`.
+    pub evicted_dropped: u64,
 }
 
 impl FileReport {
@@ -46,6 +49,9 @@ pub fn mine_file(path: impl AsRef<Path>, format: Option<&str>, config: MinerConf
 /// Mines every line of `reader`.
 pub fn mine_reader(mut reader: impl BufRead, format: Option<&LogFormat>, config: MinerConfig) -> io::Result<FileReport> {
     let cap = config.max_line_len;
+    // Evicted templates are kept for the per-line listing, but no more of them
+    // than live ones, so that a storm of unique lines stays bounded in memory.
+    let keep_evicted = config.max_clusters;
     let mut miner = TemplateMiner::new(config);
     miner.set_record_evictions(true);
     let mut report = FileReport::default();
@@ -66,17 +72,23 @@ pub fn mine_reader(mut reader: impl BufRead, format: Option<&LogFormat>, config:
         let m = miner.add_line_id(content);
         report.line_templates.push(m.template_id);
         if m.is_new {
-            for t in miner.take_evicted() {
-                evicted.insert(t.id, t);
-            }
+            keep(&mut evicted, miner.take_evicted(), keep_evicted, &mut report.evicted_dropped);
         }
     }
-    for t in miner.take_evicted() {
-        evicted.insert(t.id, t);
-    }
+    keep(&mut evicted, miner.take_evicted(), keep_evicted, &mut report.evicted_dropped);
     report.templates = miner.templates().cloned().chain(evicted.into_values()).collect();
     report.templates.sort_by_key(|t| t.id);
     Ok(report)
+}
+
+fn keep(evicted: &mut HashMap<u64, Template>, new: Vec<Template>, cap: usize, dropped: &mut u64) {
+    for t in new {
+        if evicted.len() < cap {
+            evicted.insert(t.id, t);
+        } else {
+            *dropped += 1;
+        }
+    }
 }
 
 /// Reads one line into `buf` without its `\n`/`\r\n`, keeping at most `cap`
@@ -119,7 +131,7 @@ fn read_capped_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) ->
 pub fn write_lines(report: &FileReport, mut out: impl Write) -> io::Result<()> {
     let text: HashMap<u64, &str> = report.templates.iter().map(|t| (t.id, t.text.as_str())).collect();
     for (i, id) in report.line_templates.iter().enumerate() {
-        writeln!(out, "{}\t{}\t{}", i + 1, id, text.get(id).copied().unwrap_or(""))?;
+        writeln!(out, "{}\t{}\t{}", i + 1, id, text.get(id).copied().unwrap_or("<evicted>"))?;
     }
     Ok(())
 }
@@ -183,6 +195,25 @@ mod tests {
         assert!(out.contains("1\t1\tConnection to <*> timed out after <NUM> ms\n"), "{out}");
         assert!(out.contains("3\t2\tserved request\n"), "{out}");
         assert!(out.contains("1\t2\tConnection to <*> timed out after <NUM> ms\n"), "{out}");
+    }
+
+    #[test]
+    fn storm_of_unique_lines_keeps_report_bounded() {
+        let mut log = String::new();
+        for i in 0..5000 {
+            log.push_str(&format!("event{i} happened somewhere{i}\n"));
+        }
+        let cfg = MinerConfig { max_clusters: 100, ..MinerConfig::default() };
+        let r = mine_reader(log.as_bytes(), None, cfg).unwrap();
+        assert_eq!(r.lines(), 5000);
+        assert!(r.templates.len() <= 200);
+        assert_eq!(r.evicted_dropped, 5000 - 200);
+        let mut out = Vec::new();
+        write_lines(&r, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("1\t1\tevent0 happened somewhere0\n"), "{}", &out[..100]);
+        assert!(out.contains("\t<evicted>\n"));
+        assert!(out.ends_with("5000\t5000\tevent4999 happened somewhere4999\n"));
     }
 
     #[test]
