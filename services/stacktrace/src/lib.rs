@@ -221,6 +221,26 @@ pub fn parse(text: &str, opts: &ParseOptions) -> Option<ParsedTrace> {
     Some(runtimes::finalize(draft, opts))
 }
 
+/// Parses an OpenTelemetry exception event (`exception.type`, `exception.message`,
+/// `exception.stacktrace`). The event's type and message fill in what the stacktrace
+/// text lacks (Ruby and some Go SDKs record frames only), so the fingerprint includes
+/// the type either way; without a parsable stacktrace this is `None` and the caller
+/// uses [`fingerprint_fallback`].
+pub fn parse_exception_event(
+    exception_type: &str,
+    message: &str,
+    stacktrace: &str,
+    opts: &ParseOptions,
+) -> Option<ParsedTrace> {
+    let mut draft = runtimes::best_in_text(stacktrace, 0)?;
+    let hints = text::Hints {
+        ty: (!exception_type.trim().is_empty()).then(|| exception_type.trim().to_string()),
+        message: (!message.is_empty()).then(|| message.to_string()),
+    };
+    runtimes::apply_hints(&mut draft, &hints);
+    Some(runtimes::finalize(draft, opts))
+}
+
 /// Parses a trace split across several log records, one or more lines each, in order.
 pub fn parse_lines(lines: &[&str], opts: &ParseOptions) -> Option<ParsedTrace> {
     let mut joined = String::new();

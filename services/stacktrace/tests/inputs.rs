@@ -248,3 +248,62 @@ fn cli_output_shape() {
     assert!(out.get("repo").is_none());
     assert_eq!(out["frames"][0]["in_app"], true);
 }
+
+#[test]
+fn otel_event_type_fills_frames_only_stacktraces() {
+    use selfheal_stacktrace::parse_exception_event;
+    let frames_only = "/app/lib/pricing.rb:14:in `/'\n/app/lib/pricing.rb:14:in `unit_price'\n/app/app.rb:9:in `block in <main>'";
+    let t = parse_exception_event("ZeroDivisionError", "divided by 0", frames_only, &opts())
+        .expect("trace");
+    assert_eq!(t.runtime, Runtime::Ruby);
+    assert_eq!(t.exception.ty, "ZeroDivisionError");
+    assert_eq!(t.exception.message, "divided by 0");
+    let other = parse_exception_event("TypeError", "nil can't be coerced", frames_only, &opts())
+        .expect("trace");
+    assert_ne!(t.fingerprint, other.fingerprint);
+    // A full trace keeps its own type; the event agrees anyway.
+    let py = parse_exception_event("ZeroDivisionError", "float division by zero", PY, &opts())
+        .expect("trace");
+    assert_eq!(py.fingerprint, parse(PY, &opts()).unwrap().fingerprint);
+    assert!(parse_exception_event("ValueError", "x", "no trace here", &opts()).is_none());
+}
+
+#[test]
+fn interleaved_lines_inside_jvm_node_and_go_traces() {
+    let jvm = "java.lang.IllegalStateException: closed
+\tat com.acme.Pool.take(Pool.java:40)
+2024-05-01 12:00:00.001  INFO 1 --- [pool-2-thread-1] c.a.Other : unrelated
+\tat com.acme.Service.run(Service.java:12)
+";
+    let t = parse(jvm, &opts()).expect("jvm");
+    assert_eq!(t.frames.len(), 2);
+    let node = "Error: boom
+    at a (/app/a.js:1:1)
+[2024-05-01T12:00:00.002Z] info: request done
+    at b (/app/b.js:2:2)
+";
+    let t = parse(node, &opts()).expect("node");
+    assert_eq!(t.frames.len(), 2);
+    let go = "panic: boom
+
+goroutine 1 [running]:
+main.a()
+\t/app/a.go:3 +0x1
+main.main()
+\t/app/main.go:9 +0x2
+2024/05/01 12:00:00 shutting down
+";
+    let t = parse(go, &opts()).expect("go");
+    assert_eq!(t.frames.len(), 2);
+}
+
+#[test]
+fn structlog_json_line_among_plain_lines() {
+    let text = format!(
+        "starting worker\n{}\nworker stopped\n",
+        serde_json::json!({"event": "job failed", "level": "error", "exception": PY})
+    );
+    let t = parse(&text, &opts()).expect("trace");
+    assert_eq!(t.exception.ty, "ZeroDivisionError");
+    assert_eq!(t.culprit.map(|f| f.line), Some(Some(14)));
+}

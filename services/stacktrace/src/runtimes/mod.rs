@@ -133,7 +133,7 @@ pub(crate) fn best_in_text(text: &str, depth: usize) -> Option<Draft> {
 }
 
 /// Fills a missing exception type and message from the surrounding JSON fields.
-fn apply_hints(d: &mut Draft, hints: &Hints) {
+pub(crate) fn apply_hints(d: &mut Draft, hints: &Hints) {
     if let Some(first) = d.entries.first_mut() {
         if first.ty.is_empty()
             && let Some(ty) = &hints.ty
