@@ -307,3 +307,23 @@ fn structlog_json_line_among_plain_lines() {
     assert_eq!(t.exception.ty, "ZeroDivisionError");
     assert_eq!(t.culprit.map(|f| f.line), Some(Some(14)));
 }
+
+#[test]
+fn hostile_repetition_stays_fast() {
+    // Many `... N more` lines under one cause must not copy frames again and again.
+    let mut text = String::from("java.lang.RuntimeException: top\n");
+    for i in 0..400 {
+        text.push_str(&format!("\tat com.acme.A.a{i}(A.java:{i})\n"));
+    }
+    text.push_str("Caused by: java.lang.IllegalStateException: x\n");
+    for _ in 0..4000 {
+        text.push_str("\t... 400 more\n");
+    }
+    let t = parse(&text, &opts()).expect("trace");
+    assert_eq!(t.causes[0].frames.len(), 400);
+    // Many old-style Rust panic starts without an end.
+    let rust: String = (0..4000)
+        .map(|_| "thread 'main' panicked at 'no end\n")
+        .collect();
+    assert!(parse(&rust, &opts()).is_none());
+}

@@ -112,6 +112,8 @@ struct Node {
     entry: Entry,
     indent: usize,
     parent: Option<usize>,
+    /// Whether its `... N more` line has been expanded.
+    expanded: bool,
 }
 
 /// Parses the first JVM trace in the lines.
@@ -171,6 +173,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         entry: Entry::new(top_ty, top_msg, Relation::Cause),
         indent: top_indent,
         parent: None,
+        expanded: false,
     }];
     let mut current = 0usize;
     let mut unknown = 0usize;
@@ -213,6 +216,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                 entry,
                 indent,
                 parent: Some(parent),
+                expanded: false,
             });
             current = nodes.len() - 1;
             unknown = 0;
@@ -221,7 +225,13 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         if let Some(c) = MORE.captures(t) {
             let n = c.name("n").and_then(|m| num(m.as_str())).unwrap_or(0) as usize;
             let parent = nodes.get(current).and_then(|n| n.parent);
-            if let Some(p) = parent.and_then(|p| nodes.get(p)) {
+            // Only one `... N more` closes an exception; more are noise (and copying
+            // frames again for each would make hostile input quadratic).
+            let done = nodes.get(current).is_none_or(|n| n.expanded);
+            if let Some(cur) = nodes.get_mut(current) {
+                cur.expanded = true;
+            }
+            if !done && let Some(p) = parent.and_then(|p| nodes.get(p)) {
                 let frames = &p.entry.frames;
                 let tail: Vec<Frame> = frames
                     .get(frames.len().saturating_sub(n)..)
