@@ -1,1 +1,4 @@
-//! collector: OTLP, Alertmanager and Loki receivers to telemetry.raw
+//! collector: OTLP, Alertmanager and Loki receivers to telemetry.raw.
+
+pub mod attributes;
+pub mod otlp;
