@@ -1,3 +1,72 @@
-//! verifier: confirms the incident stopped and writes the outcome
+//! verifier: confirms the incident stopped and writes the outcome.
 
-fn main() {}
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use selfheal_core::http::{Health, ops_router, serve};
+use selfheal_core::metrics::Metrics;
+use selfheal_core::service::{Shared, run_stage};
+use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
+use selfheal_events::{Codec, topics};
+use selfheal_verifier::{KafkaFingerprintWatch, StacktraceFingerprinter, Verifier, VerifierConfig};
+
+/// Reads `rollouts`, watches telemetry after promotion, writes one Outcome per incident.
+#[derive(Debug, Parser)]
+#[command(name = "selfheal-verifier", version)]
+struct Args {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// Seconds to watch for the incident's fingerprint after promotion.
+    #[arg(long, env = "SELFHEAL_VERIFY_WINDOW_SECS", default_value_t = 10)]
+    verify_window_secs: u64,
+    /// Milliseconds to wait after the window for telemetry still being exported.
+    #[arg(long, env = "SELFHEAL_VERIFY_SETTLE_MS", default_value_t = 2000)]
+    verify_settle_ms: u64,
+    /// Fewer requests than this in the window and a Healed outcome says "low traffic".
+    #[arg(long, env = "SELFHEAL_VERIFY_MIN_REQUESTS", default_value_t = 10)]
+    verify_min_requests: i64,
+    /// Directory remembering emitted outcomes across restarts (memory only when unset).
+    #[arg(long, env = "SELFHEAL_VERIFIER_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _guard = telemetry::init(&args.telemetry, "selfheal-verifier");
+    let shutdown = Shutdown::on_signals();
+    let metrics = Metrics::shared();
+    let health = Health::new();
+    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
+        .await
+        .context("serving operations endpoints")?;
+    let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
+    let watch = KafkaFingerprintWatch::start(
+        &args.kafka,
+        codec.clone(),
+        &args.kafka.topic(topics::TELEMETRY_RAW),
+        Arc::new(StacktraceFingerprinter),
+        shutdown.clone(),
+    )
+    .context("telemetry watch")?;
+    let config = VerifierConfig {
+        window: Duration::from_secs(args.verify_window_secs),
+        settle: Duration::from_millis(args.verify_settle_ms),
+        low_traffic_below: args.verify_min_requests,
+        state_dir: args.state_dir,
+        ..VerifierConfig::default()
+    };
+    let stage = Verifier::new(Arc::new(watch), config).context("verifier")?;
+    let shared = Shared { kafka: args.kafka, runtime: args.runtime, codec, metrics, health, shutdown };
+    run_stage(Arc::new(stage), shared).await.context("verifier stage")?;
+    Ok(())
+}
