@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need (system packages,
+# the Python environment of the example service, a real Kafka broker and Apicurio schema
+# registry from Maven Central), starts the broker and registry, runs every test, and stops
+# what it started.
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# Downloads and the Cargo target directory live outside the clone (SELFHEAL_CACHE,
+# CARGO_TARGET_DIR) so a second run reuses them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export SELFHEAL_CACHE="${SELFHEAL_CACHE:-$HOME/.cache/selfheal}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SELFHEAL_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+started=$(date +%s)
+say() { printf '[test.sh %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
+
+# --- system packages -------------------------------------------------------------------
+# libclang-dev: rocksdb's bindgen; bubblewrap: the repairer's network-less sandbox;
+# git: repositories the pipeline works on; maven + a JDK: the broker and the registry.
+need=()
+for pkg in libclang-dev bubblewrap git maven default-jre-headless; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+# A JDK may come from elsewhere (e.g. Temurin): only ask for Debian's when java is missing.
+if command -v java >/dev/null 2>&1; then
+  need=("${need[@]/default-jre-headless}")
+fi
+if command -v mvn >/dev/null 2>&1; then
+  need=("${need[@]/maven}")
+fi
+need=($(printf '%s\n' "${need[@]}" | grep -v '^$' || true))
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing system packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing system packages: ${need[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+fi
+
+# --- Python environment of the example service ------------------------------------------
+say "preparing the Python environment"
+SELFHEAL_PYTHON="$(scripts/python-env.sh | tail -n 1)"
+export SELFHEAL_PYTHON
+
+# --- broker and registry ------------------------------------------------------------------
+stop_testbed=0
+cleanup() {
+  if [ "$stop_testbed" = 1 ]; then
+    say "stopping the broker and the registry"
+    deploy/testbed.sh down || true
+  fi
+}
+trap cleanup EXIT
+if deploy/testbed.sh status >/dev/null 2>&1; then
+  say "broker and registry already running; leaving them as they are"
+else
+  say "starting Kafka and the schema registry"
+  stop_testbed=1
+  deploy/testbed.sh up
+fi
+eval "$(deploy/testbed.sh env)"
+export SELFHEAL_REQUIRE_BROKER=1
+
+# --- tests --------------------------------------------------------------------------------
+say "building"
+cargo build --workspace --all-targets
+say "running the Rust test suite"
+cargo test --workspace --no-fail-fast "$@"
+
+say "running the example service's own tests"
+(cd examples/pricing-api && "$SELFHEAL_PYTHON" -m pytest -q)
+
+say "all tests passed"
