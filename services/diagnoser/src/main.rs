@@ -1,3 +1,59 @@
-//! diagnoser: root-cause analysis of anomalies
+//! selfheal-diagnoser: consumes `anomalies`, localises each failure in the service's
+//! repository and publishes one `Diagnosis` per incident to `diagnoses`.
 
-fn main() {}
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use selfheal_core::http::{Health, ops_router, serve};
+use selfheal_core::metrics::Metrics;
+use selfheal_core::service::{Shared, run_stage};
+use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
+use selfheal_diagnoser::{DEFAULT_LEARNER_URL, Diagnoser};
+use selfheal_events::Codec;
+
+/// The diagnoser service.
+#[derive(Debug, Parser)]
+#[command(name = "selfheal-diagnoser", version, about)]
+struct Args {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// The service catalog (TOML): service → repository, language, source root, …
+    #[arg(long = "catalog", env = "SELFHEAL_CATALOG")]
+    catalog: PathBuf,
+    /// Base URL of the learner's query API, asked for fixes that worked before.
+    #[arg(long = "learner-url", env = "SELFHEAL_LEARNER_URL", default_value = DEFAULT_LEARNER_URL)]
+    learner_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _guard = telemetry::init(&args.telemetry, "selfheal-diagnoser");
+    let diagnoser = Diagnoser::from_config(&args.catalog, &args.learner_url)
+        .with_context(|| format!("loading the catalog {}", args.catalog.display()))?;
+    let shutdown = Shutdown::on_signals();
+    let metrics = Metrics::shared();
+    let health = Health::new();
+    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
+        .await
+        .with_context(|| format!("binding {}", args.runtime.http_addr))?;
+    let shared = Shared {
+        kafka: args.kafka,
+        runtime: args.runtime,
+        codec: Arc::new(Codec::new(&args.registry.url).context("schema registry client")?),
+        metrics,
+        health,
+        shutdown,
+    };
+    let summary = run_stage(Arc::new(diagnoser), shared).await?;
+    tracing::info!(?summary, "diagnoser stopped");
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The synchronous half of a diagnosis: catalog → repository → trace → culprit → code →
+//! rules. It reads git and files, so it runs on a blocking thread; it never fails: every
+//! dead end becomes a status and a reason.
+
+use std::path::Path;
+
+use selfheal_catalog::Catalog;
+use selfheal_events::{Anomaly, DiagnosisStatus, Evidence, RootCause, StackFrame};
+use selfheal_stacktrace::repo::{RepoLocation, SnippetLine, map_with};
+use selfheal_stacktrace::{Frame, ParseOptions, ParsedTrace, parse_exception_event};
+
+use crate::repository::{RepoSnapshot, SourceRepository};
+use crate::rules::{self, Finding, RuleInput, quote};
+
+/// Lines of code shown on each side of the failing line.
+pub const SNIPPET_RADIUS: u32 = 3;
+/// In-app frames tried, innermost first, when the culprit itself is not in the repository.
+const MAX_FRAMES_TRIED: usize = 8;
+
+/// How sure the location is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// Not localised.
+    No,
+    /// The culprit frame, with path, line and function agreeing.
+    Exact,
+    /// A file was found, but something did not agree (see the frame evidence).
+    Approximate,
+}
+
+/// What the synchronous analysis found.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// How far it got.
+    pub status: DiagnosisStatus,
+    /// Why it stopped, when not localised.
+    pub reason: Option<String>,
+    /// Runtime of the parsed trace.
+    pub runtime: Option<String>,
+    /// The catalog's repository.
+    pub repository: Option<String>,
+    /// The commit read.
+    pub commit: Option<String>,
+    /// The root cause, when localised.
+    pub root_cause: Option<RootCause>,
+    /// `file:line in function`, when localised.
+    pub location: Option<String>,
+    /// How sure the location is.
+    pub located: Located,
+    /// Root-cause frames, outermost first.
+    pub frames: Vec<StackFrame>,
+    /// Rule findings, strongest first (never empty).
+    pub findings: Vec<Finding>,
+    /// Facts behind the location: frame, version.
+    pub context: Vec<Evidence>,
+}
+
+/// Formats numbered snippet lines, the failing one marked: `> 14 | code`.
+pub fn format_snippet(lines: &[SnippetLine], line: u32) -> String {
+    let shown: Vec<&SnippetLine> = lines.iter().filter(|l| l.line.abs_diff(line) <= SNIPPET_RADIUS).collect();
+    let width = shown.iter().map(|l| l.line.to_string().len()).max().unwrap_or(1);
+    shown
+        .iter()
+        .map(|l| {
+            let mark = if l.line == line { '>' } else { ' ' };
+            format!("{mark} {:>width$} | {}", l.line, l.text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn stack_frame(f: &Frame) -> StackFrame {
+    StackFrame {
+        function: f.function.clone(),
+        module: f.module.clone(),
+        file: f.file.clone(),
+        line: f.line.and_then(|l| i32::try_from(l).ok()),
+        in_app: f.in_app,
+    }
+}
+
+fn describe(f: &Frame) -> String {
+    let file = f.file.as_deref().unwrap_or("?");
+    match f.line {
+        Some(l) => format!("{}:{l} in {}", quote(file), quote(&f.function)),
+        None => format!("{} in {}", quote(file), quote(&f.function)),
+    }
+}
+
+/// Analyses an anomaly against the catalog and the repository.
+pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomaly) -> Analysis {
+    let entry = catalog.service(&anomaly.service);
+    let mut opts = ParseOptions::default();
+    if let Some(e) = entry {
+        if e.source_root != selfheal_catalog::DEFAULT_SOURCE_ROOT {
+            opts.source_roots.push(e.source_root.clone());
+        }
+        opts.source_roots.push(e.repository.display().to_string());
+    }
+    let parsed: Option<ParsedTrace> = anomaly.exception.as_ref().and_then(|ex| {
+        let st = ex.stacktrace.as_deref().filter(|s| !s.trim().is_empty())?;
+        parse_exception_event(&ex.r#type, &ex.message, st, &opts)
+    });
+
+    let mut a = Analysis {
+        status: DiagnosisStatus::Localized,
+        reason: None,
+        runtime: parsed.as_ref().map(|p| p.runtime.as_str().to_string()),
+        repository: entry.map(|e| e.repository.display().to_string()),
+        commit: None,
+        root_cause: None,
+        location: None,
+        located: Located::No,
+        frames: Vec::new(),
+        findings: Vec::new(),
+        context: Vec::new(),
+    };
+    if let Some(p) = &parsed {
+        a.frames = p.root_cause().frames.iter().rev().map(stack_frame).collect();
+    }
+    let (exc_type, exc_message) = match (&parsed, &anomaly.exception) {
+        (Some(p), _) => (p.root_cause().ty.to_string(), p.root_cause().message.to_string()),
+        (None, Some(e)) => (e.r#type.clone(), e.message.clone()),
+        (None, None) => (String::new(), String::new()),
+    };
+
+    let mut code_line: Option<String> = None;
+    match locate(&mut a, entry, repos, anomaly, parsed.as_ref()) {
+        Ok(found) => {
+            code_line = found.code_line;
+            a.root_cause = Some(RootCause {
+                file: found.path.clone(),
+                line: found.line.and_then(|l| i32::try_from(l).ok()).unwrap_or(0),
+                function: found.function.clone(),
+                exception_type: exc_type.clone(),
+                message: exc_message.clone(),
+                code_snippet: found.snippet,
+                commit: a.commit.clone(),
+            });
+            a.location = Some(match found.line {
+                Some(l) => format!("{}:{l} in {}", found.path, quote(&found.function)),
+                None => format!("{} in {}", found.path, quote(&found.function)),
+            });
+        }
+        Err((status, reason)) => {
+            a.status = status;
+            a.reason = Some(reason);
+        }
+    }
+
+    a.findings = rules::evaluate(&RuleInput {
+        runtime: a.runtime.as_deref(),
+        exception_type: &exc_type,
+        message: &exc_message,
+        code_line: code_line.as_deref(),
+        sample_inputs: &anomaly.sample_inputs,
+    });
+    a
+}
+
+/// A frame found in the repository.
+struct Found {
+    path: String,
+    line: Option<u32>,
+    function: String,
+    snippet: Option<String>,
+    code_line: Option<String>,
+}
+
+/// Finds the failing line, or says why not (status and reason).
+fn locate(
+    a: &mut Analysis,
+    entry: Option<&selfheal_catalog::ServiceEntry>,
+    repos: &dyn SourceRepository,
+    anomaly: &Anomaly,
+    parsed: Option<&ParsedTrace>,
+) -> Result<Found, (DiagnosisStatus, String)> {
+    let Some(entry) = entry else {
+        return Err((
+            DiagnosisStatus::UnknownService,
+            format!("service `{}` is not in the service catalog, so there is no repository to read", quote(&anomaly.service)),
+        ));
+    };
+    let root: &Path = &entry.repository;
+    let version = anomaly.service_version.as_deref();
+    let snap: RepoSnapshot = repos.open(root, version).map_err(|e| {
+        (DiagnosisStatus::RepositoryMissing, format!("the repository of `{}` cannot be read: {e}", quote(&entry.name)))
+    })?;
+    a.commit = Some(snap.commit.clone());
+    a.context.push(Evidence {
+        kind: "version".into(),
+        detail: match (version, snap.from_version) {
+            (Some(v), true) => format!("service version {} is commit {}", quote(v), snap.commit),
+            (Some(v), false) => format!("service version {} is not a commit of the repository; read HEAD {}", quote(v), snap.commit),
+            (None, _) => format!("no service version reported; read HEAD {}", snap.commit),
+        },
+    });
+
+    let Some(parsed) = parsed else {
+        let what = match &anomaly.exception {
+            None => "the anomaly carries no exception".to_string(),
+            Some(e) if e.stacktrace.as_deref().is_none_or(|s| s.trim().is_empty()) => {
+                format!("the exception {} has no stack trace", quote(&e.r#type))
+            }
+            Some(e) => format!("the stack trace of {} could not be parsed", quote(&e.r#type)),
+        };
+        return Err((DiagnosisStatus::NoStackTrace, format!("{what}, so the failing line cannot be located")));
+    };
+
+    let root_frames = parsed.root_cause().frames;
+    let mut candidates: Vec<&Frame> = parsed.culprit.iter().collect();
+    candidates.extend(root_frames.iter().filter(|f| f.in_app && Some(*f) != parsed.culprit.as_ref()));
+    if candidates.is_empty() {
+        return Err((
+            DiagnosisStatus::NotInRepository,
+            format!("the trace has no frame of the service's own code ({} frames, all library or runtime)", root_frames.len()),
+        ));
+    }
+    let mut misses: Vec<String> = Vec::new();
+    for (i, frame) in candidates.iter().take(MAX_FRAMES_TRIED).enumerate() {
+        match map_with(snap.files.as_ref(), frame, Some(&entry.source_root)) {
+            RepoLocation::Found { path, line, function, snippet, exact, note, .. } => {
+                let culprit = i == 0 && parsed.culprit.is_some();
+                a.located = if exact && culprit { Located::Exact } else { Located::Approximate };
+                let where_ = format!("{path}:{} in {}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), quote(&function));
+                let mut detail = if culprit {
+                    format!("innermost in-app frame {where_}")
+                } else {
+                    format!("in-app frame {where_} (frames further in are not in the repository: {})", misses.join("; "))
+                };
+                if let Some(n) = note {
+                    detail.push_str(&format!(" — {}", quote(&n)));
+                }
+                a.context.insert(0, Evidence { kind: "frame".into(), detail });
+                let code_line = line.and_then(|l| snippet.iter().find(|s| s.line == l)).map(|s| s.text.clone());
+                let snippet_text = match line {
+                    Some(l) if !snippet.is_empty() => Some(format_snippet(&snippet, l)),
+                    _ => None,
+                };
+                return Ok(Found { path, line, function, snippet: snippet_text, code_line });
+            }
+            RepoLocation::NotFound { reason, .. } => misses.push(format!("{}: {}", describe(frame), quote(&reason))),
+        }
+    }
+    Err((
+        DiagnosisStatus::NotInRepository,
+        format!(
+            "no in-app frame of the trace is a file of {} at {}: {}",
+            root.display(),
+            short(&snap.commit),
+            misses.join("; ")
+        ),
+    ))
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_is_numbered_and_marked() {
+        let lines: Vec<SnippetLine> =
+            (9..=19).map(|n| SnippetLine { line: n, text: if n == 14 { "x = p / d".into() } else { String::new() } }).collect();
+        let s = format_snippet(&lines, 14);
+        assert_eq!(s.lines().count(), 7);
+        assert!(s.lines().next().unwrap().starts_with("  11 | "));
+        assert!(s.contains("> 14 | x = p / d"));
+        assert!(s.lines().last().unwrap().starts_with("  17 |"));
+    }
+}

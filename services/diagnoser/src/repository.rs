@@ -1,0 +1,84 @@
+//! Reading the service's code at the deployed version.
+//!
+//! The deployed version is the anomaly's `service_version` when it resolves to a commit
+//! of the repository (a sha, tag, `git describe` name); otherwise `HEAD`. Files are read
+//! from that commit through git, never from the working tree, so uncommitted edits in the
+//! repository cannot change a diagnosis and the commit recorded says exactly what was read.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use selfheal_stacktrace::repo::{GitTree, RepoFiles, resolve_version};
+
+use crate::error::DiagnoserError;
+
+/// One version of a repository, ready to read.
+pub struct RepoSnapshot {
+    /// The full commit sha read.
+    pub commit: String,
+    /// Whether `commit` came from the service version (else it is `HEAD`).
+    pub from_version: bool,
+    /// The files of that commit.
+    pub files: Box<dyn RepoFiles + Send + Sync>,
+}
+
+impl std::fmt::Debug for RepoSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoSnapshot").field("commit", &self.commit).field("from_version", &self.from_version).finish()
+    }
+}
+
+/// Access to service repositories.
+pub trait SourceRepository: Send + Sync {
+    /// Opens the repository at `root` at the commit `version` names, or at `HEAD`.
+    /// `Err(RepositoryMissing)` when it does not exist or is not a git repository of its own.
+    fn open(&self, root: &Path, version: Option<&str>) -> Result<RepoSnapshot, DiagnoserError>;
+}
+
+/// Repositories on the local disk, read with the `git` command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitRepositories;
+
+/// Runs `git -C root <args>` (fixed arguments only; no untrusted text reaches the command line
+/// except revisions already checked by `resolve_version`).
+fn git(root: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").arg("-C").arg(root).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl SourceRepository for GitRepositories {
+    fn open(&self, root: &Path, version: Option<&str>) -> Result<RepoSnapshot, DiagnoserError> {
+        let shown = root.display();
+        if !root.is_dir() {
+            return Err(DiagnoserError::RepositoryMissing(format!("{shown} does not exist or is not a directory")));
+        }
+        let top = git(root, &["rev-parse", "--show-toplevel"])
+            .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} is not a git repository ({e})")))?;
+        // A directory inside another repository would read (and the repairer would commit
+        // to) the outer one: refuse rather than guess.
+        if canonical(Path::new(&top)) != canonical(root) {
+            return Err(DiagnoserError::RepositoryMissing(format!(
+                "{shown} is not a git repository of its own (it is inside {top})"
+            )));
+        }
+        let resolved = version.filter(|v| !v.trim().is_empty()).and_then(|v| resolve_version(root, v));
+        let (commit, from_version) = match resolved {
+            Some(sha) => (sha, true),
+            None => {
+                let head = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])
+                    .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} has no commit at HEAD ({e})")))?;
+                (head, false)
+            }
+        };
+        let tree = GitTree::open(root, &commit)
+            .map_err(|e| DiagnoserError::RepositoryMissing(format!("cannot list {shown} at {commit}: {e}")))?;
+        Ok(RepoSnapshot { commit, from_version, files: Box::new(tree) })
+    }
+}
