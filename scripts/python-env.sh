@@ -9,7 +9,8 @@
 #
 # Environment:
 #   SELFHEAL_CACHE         cache directory (default ~/.cache/selfheal)
-#   SELFHEAL_PYTHON        base interpreter (default python3; must be >= 3.10)
+#   SELFHEAL_BASE_PYTHON   base interpreter (default python3; must be >= 3.10). Not
+#                          SELFHEAL_PYTHON: that names the venv python this script prints.
 #   SELFHEAL_REQUIREMENTS  requirements file (default examples/pricing-api/requirements.txt)
 #   SELFHEAL_VENV_METHOD   force one way of creating the venv, for testing the
 #                          fallbacks: venv | without-pip | virtualenv
@@ -27,7 +28,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SELFHEAL_CACHE:-$HOME/.cache/selfheal}
 venv=$cache/venv
 req=${SELFHEAL_REQUIREMENTS:-$root/examples/pricing-api/requirements.txt}
-base=${SELFHEAL_PYTHON:-python3}
+base=${SELFHEAL_BASE_PYTHON:-python3}
 stamp=$venv/.selfheal-stamp
 vpy=$venv/bin/python
 
