@@ -1,3 +1,102 @@
-//! The selfheal command: demo, up, replay, record, tail, approve, knowledge
+//! The `selfheal` command: demo, up, tail, approve/reject/pending, knowledge, record/replay,
+//! trace and log tools. Each subcommand lives in its own module of the library.
 
-fn main() {}
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use selfheal::cmd::{approve, knowledge, logs, record, tail, trace, up};
+use selfheal::demo;
+use selfheal_core::{Shutdown, TelemetryArgs};
+
+/// selfheal turns production failures into reviewed, tested, canary-verified code fixes.
+#[derive(Debug, Parser)]
+#[command(name = "selfheal", version, about, propagate_version = true)]
+struct Cli {
+    /// Logs and traces of selfheal itself.
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The end-to-end demo: a failing Python service is diagnosed, patched, canaried and verified.
+    Demo(demo::DemoArgs),
+    /// Run all seven stages in one process (against a broker and registry, or embedded).
+    Up(up::UpArgs),
+    /// Print the records of a pipeline topic (one JSON line each; a summary line for outcomes).
+    Tail(tail::TailArgs),
+    /// Approve the pending patch of an incident.
+    Approve(approve::DecideArgs),
+    /// Reject the pending patch of an incident.
+    Reject(approve::DecideArgs),
+    /// List patches awaiting approval.
+    Pending(approve::PendingArgs),
+    /// What the learning store knows: fixes per failure fingerprint.
+    Knowledge(knowledge::KnowledgeArgs),
+    /// Record topics up to their current end into a JSON-lines file.
+    Record(record::RecordArgs),
+    /// Produce a recording made by `selfheal record` again.
+    Replay(record::ReplayArgs),
+    /// Stack trace tools.
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
+    /// Log tools.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout();
+    match cli.command {
+        // The demo owns the terminal and sends service logs to its run directory.
+        Command::Demo(args) => {
+            let code = demo::main(args, &cli.telemetry).await?;
+            std::process::exit(code);
+        }
+        Command::Trace(cmd) => trace::run(&cmd, &mut stdout.lock()),
+        Command::Logs(cmd) => logs::run(&cmd, stdout.lock()),
+        other => {
+            let _guard = selfheal_core::telemetry::init(&quiet(&cli.telemetry), "selfheal");
+            let shutdown = Shutdown::on_signals();
+            match other {
+                Command::Up(args) => up::run(args, &cli.telemetry, shutdown).await,
+                Command::Tail(args) => tail::run(&args, &shutdown, &mut stdout).await.map(|_| ()),
+                Command::Approve(args) => {
+                    let a = approve::decide(&args, true, &shutdown).await?;
+                    println!("approved incident {} as {}", a.incident_id, a.decision.by);
+                    Ok(())
+                }
+                Command::Reject(args) => {
+                    let a = approve::decide(&args, false, &shutdown).await?;
+                    println!("rejected incident {} as {}", a.incident_id, a.decision.by);
+                    Ok(())
+                }
+                Command::Pending(args) => approve::pending(&args, &mut stdout).await.map(|_| ()),
+                Command::Knowledge(args) => knowledge::run(&args, &mut stdout).await,
+                Command::Record(args) => {
+                    let n = record::record(&args).await?;
+                    eprintln!("recorded {n} records to {}", args.out.display());
+                    Ok(())
+                }
+                Command::Replay(args) => {
+                    let n = record::replay(&args).await?;
+                    eprintln!("replayed {n} records from {}", args.file.display());
+                    Ok(())
+                }
+                Command::Demo(_) | Command::Trace(_) | Command::Logs(_) => Ok(()),
+            }
+        }
+    }
+}
+
+/// The CLI tools print results on stdout; their own logs stay at warnings unless asked.
+fn quiet(t: &TelemetryArgs) -> TelemetryArgs {
+    let mut t = t.clone();
+    if std::env::var_os("SELFHEAL_LOG").is_none() && t.log_filter == "info" {
+        t.log_filter = "warn".into();
+    }
+    t
+}

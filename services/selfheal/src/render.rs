@@ -1,0 +1,112 @@
+//! One-line, human renderings of pipeline records, shared by `selfheal tail` and the demo.
+
+use selfheal_events::{Outcome, OutcomeStatus, RolloutStep, Timeline};
+
+/// The status as a person reads it: `HEALED`, `ROLLED BACK`, …
+pub fn status_word(s: OutcomeStatus) -> &'static str {
+    match s {
+        OutcomeStatus::Healed => "HEALED",
+        OutcomeStatus::Recurred => "RECURRED",
+        OutcomeStatus::RolledBack => "ROLLED BACK",
+        OutcomeStatus::RejectedByPolicy => "REJECTED BY POLICY",
+        OutcomeStatus::RejectedByHuman => "REJECTED",
+        OutcomeStatus::NoFixFound => "NO FIX FOUND",
+        OutcomeStatus::ValidationFailed => "VALIDATION FAILED",
+        OutcomeStatus::NotLocalized => "NOT LOCALIZED",
+        OutcomeStatus::DeployFailed => "DEPLOY FAILED",
+        OutcomeStatus::Error => "ERROR",
+    }
+}
+
+/// A rollout step as a word.
+pub fn step_word(s: RolloutStep) -> &'static str {
+    match s {
+        RolloutStep::AwaitingApproval => "awaiting approval",
+        RolloutStep::Approved => "approved",
+        RolloutStep::Rejected => "rejected",
+        RolloutStep::PolicyDenied => "denied by policy",
+        RolloutStep::CanaryStarted => "canary started",
+        RolloutStep::CanaryAnalyzed => "canary analysed",
+        RolloutStep::Promoted => "promoted",
+        RolloutStep::RolledBack => "rolled back",
+        RolloutStep::Failed => "failed",
+        RolloutStep::Skipped => "skipped",
+    }
+}
+
+/// The first characters of an id, enough to tell incidents apart on a terminal.
+pub fn short(id: &str) -> &str {
+    match id.char_indices().nth(8) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}
+
+/// Seconds from the first error to `ms`, when both are known.
+pub fn since_first_error(t: &Timeline, ms: Option<i64>) -> Option<f64> {
+    Some((ms? - t.first_error_ms?) as f64 / 1000.0)
+}
+
+/// `12.3s`, or `?` when unknown.
+pub fn secs(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "?".into())
+}
+
+/// One line per outcome: status, service, incident, fix strategy, seconds from first error.
+pub fn outcome_line(o: &Outcome) -> String {
+    let strategy = o.fix.as_ref().map(|f| {
+        if f.learned { format!("{} (learned)", f.strategy) } else { f.strategy.clone() }
+    });
+    format!(
+        "{:<18} {:<16} incident {}  fix {}  {} after first error  {}",
+        status_word(o.status),
+        o.service,
+        short(&o.incident_id),
+        strategy.as_deref().unwrap_or("-"),
+        secs(since_first_error(&o.timeline, o.timeline.outcome_ms)),
+        o.summary
+    )
+}
+
+/// Bounds untrusted text for one terminal line: first line only, at most `max` characters.
+pub fn clip(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut s: String = line.chars().filter(|c| !c.is_control()).take(max).collect();
+    if line.chars().count() > max {
+        s.push('…');
+    }
+    s
+}
+
+/// An epoch-millisecond timestamp as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn clock(ms: i64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else { return ms.to_string() };
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_line_names_status_service_fix_and_time() {
+        let o = selfheal_events::examples::outcome();
+        let line = outcome_line(&o);
+        assert!(line.starts_with(status_word(o.status)), "{line}");
+        assert!(line.contains(&o.service), "{line}");
+        assert!(line.contains(short(&o.incident_id)), "{line}");
+        if let Some(f) = &o.fix {
+            assert!(line.contains(&f.strategy), "{line}");
+        }
+        let expected = secs(since_first_error(&o.timeline, o.timeline.outcome_ms));
+        assert!(line.contains(&expected), "{line}");
+    }
+
+    #[test]
+    fn clip_keeps_one_bounded_line_without_control_characters() {
+        assert_eq!(clip("abc\ndef", 10), "abc");
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("a\x1b[31mb", 10), "a[31mb");
+    }
+}
