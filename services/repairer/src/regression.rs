@@ -1,0 +1,411 @@
+//! The regression test: the failing input seen in telemetry, replayed against the function.
+//!
+//! The test file is `tests/test_selfheal_<first 8 chars of the incident id>.py`. It puts the
+//! repository root and the service's source root on `sys.path`, imports the culprit
+//! function from the culprit file's module, and asserts
+//! 1. the failing call no longer raises, and, when the line was `return <param> / <param>`,
+//!    that it returns the numerator (the fixed behaviour, `calc(49.99, 0.0) == 49.99`);
+//! 2. for `return` lines, that a non-zero divisor keeps the old result, computed by Python
+//!    itself in the test (`calc(49.99, 0.5) == 49.99 / 0.5`).
+//!
+//! Mapping telemetry inputs to parameters (a heuristic, documented because it can be wrong):
+//! - the divisor parameter gets a zero seen in the inputs (`0`, `0.0`, …), or `0.0`;
+//! - every other parameter gets a non-zero number from the inputs, chosen by name: an input
+//!   whose key's last segment equals the parameter name (`pricing.price` → `price`), then
+//!   one whose last segment starts with it or that it starts with (`pricing.price` → `p`),
+//!   then the next unused numeric input in key order, and finally `1.0`;
+//! - parameters with defaults are left out unless an input matched them by name (or they
+//!   are the divisor or the numerator); keyword-only ones are passed by keyword.
+//!
+//! Untrusted text never reaches the code: values are re-printed from parsed finite numbers,
+//! attribute keys only steer the mapping, and names (module, function, parameters) must be
+//! plain identifiers or the test is refused.
+
+use std::collections::HashMap;
+
+use selfheal_events::{Diagnosis, RegressionTest, RootCause};
+
+use crate::python::{Param, indent_of, is_identifier, number_literal, parse_def, parse_params};
+use crate::templates::{LineShape, analyze_line};
+
+/// Why no regression test could be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write a regression test: {0}")]
+pub struct RegressionError(pub String);
+
+fn refuse(why: impl Into<String>) -> RegressionError {
+    RegressionError(why.into())
+}
+
+/// The repository-relative path of the regression test for an incident.
+pub fn test_file_path(incident_id: &str) -> String {
+    let short: String = safe_chars(incident_id).chars().take(8).collect();
+    format!("tests/test_selfheal_{short}.py")
+}
+
+/// Keeps `[A-Za-z0-9_.-]`, at most 80 characters: for ids and fingerprints shown in docstrings.
+pub(crate) fn safe_chars(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(80)
+        .collect()
+}
+
+/// The module path of `file` (repository-relative) and the directory to put on `sys.path`
+/// for it, relative to the repository root.
+fn module_of(file: &str, source_root: &str) -> Result<(String, String), RegressionError> {
+    let root = source_root.trim_start_matches("./").trim_end_matches('/');
+    let root = if root.is_empty() { "." } else { root };
+    if !root
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        || root.split('/').any(|s| s == "..")
+    {
+        return Err(refuse(format!("source root `{root}` is not a plain relative path")));
+    }
+    let stem = file
+        .strip_suffix(".py")
+        .ok_or_else(|| refuse(format!("`{file}` is not a Python file")))?;
+    let (base, relative) = match stem.strip_prefix(&format!("{root}/")) {
+        Some(rest) if root != "." => (root.to_string(), rest),
+        _ => (".".to_string(), stem.trim_start_matches("./")),
+    };
+    let mut parts: Vec<&str> = relative.split('/').collect();
+    if parts.last() == Some(&"__init__") {
+        parts.pop();
+    }
+    if parts.is_empty() || !parts.iter().all(|p| is_identifier(p)) {
+        return Err(refuse(format!(
+            "`{file}` does not map to an importable module path"
+        )));
+    }
+    Ok((parts.join("."), base))
+}
+
+/// The function that holds the culprit line: its def line index and parameters.
+fn enclosing_function(
+    lines: &[&str],
+    index: usize,
+    function: &str,
+) -> Result<Vec<Param>, RegressionError> {
+    let culprit_indent = indent_of(lines[index]).len();
+    let mut def_at = None;
+    for i in (0..=index).rev() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        if i != index && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        let is_def = trimmed.starts_with("def ") || trimmed.starts_with("async def ");
+        if i == index {
+            if is_def {
+                def_at = Some(i);
+                break;
+            }
+            continue;
+        }
+        if indent_of(line).len() < culprit_indent {
+            if is_def {
+                def_at = Some(i);
+            }
+            break;
+        }
+    }
+    let def_at = def_at.ok_or_else(|| refuse("the culprit line is not inside a function"))?;
+    if !indent_of(lines[def_at]).is_empty() {
+        return Err(refuse(format!(
+            "`{function}` is not a module-level function (a method or nested function cannot be imported and called alone)"
+        )));
+    }
+    let header_text: String = lines[def_at..lines.len().min(def_at + 40)].concat();
+    let header =
+        parse_def(&header_text).ok_or_else(|| refuse("cannot read the function's def line"))?;
+    if !function.is_empty() && header.name != function {
+        return Err(refuse(format!(
+            "the culprit line is in `{}`, the diagnosis names `{function}`",
+            header.name
+        )));
+    }
+    parse_params(&header.params).ok_or_else(|| refuse("cannot read the function's parameters"))
+}
+
+/// Which telemetry input feeds which parameter (see the module docs).
+fn map_inputs(
+    params: &[Param],
+    divisor: &str,
+    numerator: &str,
+    sample: &HashMap<String, String>,
+) -> Vec<Option<String>> {
+    let mut keys: Vec<&String> = sample.keys().collect();
+    keys.sort();
+    let numbers: Vec<(String, String, f64)> = keys
+        .iter()
+        .filter_map(|k| {
+            let (literal, value) = number_literal(&sample[*k])?;
+            let segment = k.rsplit('.').next().unwrap_or(k).to_ascii_lowercase();
+            // An empty segment (key ending in `.`) would "start" every name.
+            let segment = if segment.is_empty() { k.to_ascii_lowercase() } else { segment };
+            Some((segment, literal, value))
+        })
+        .collect();
+    let mut used = vec![false; numbers.len()];
+    let mut out = Vec::with_capacity(params.len());
+    for param in params {
+        let name = param.name.to_ascii_lowercase();
+        let is_divisor = param.name == divisor;
+        let wanted = |(_, _, v): &(String, String, f64)| (*v == 0.0) == is_divisor;
+        let by = |rule: &dyn Fn(&str) -> bool| {
+            numbers
+                .iter()
+                .enumerate()
+                .position(|(i, n)| !used[i] && wanted(n) && rule(&n.0))
+        };
+        let named = by(&|seg| seg == name)
+            .or_else(|| by(&|seg| seg.starts_with(&name) || name.starts_with(seg)));
+        let chosen = named.or_else(|| {
+            if param.has_default && !is_divisor && param.name != numerator {
+                None
+            } else {
+                by(&|_| true)
+            }
+        });
+        match chosen {
+            Some(i) => {
+                used[i] = true;
+                out.push(Some(numbers[i].1.clone()));
+            }
+            None if is_divisor => out.push(Some("0.0".to_string())),
+            None if param.has_default && param.name != numerator => out.push(None),
+            None => out.push(Some("1.0".to_string())),
+        }
+    }
+    out
+}
+
+/// Renders a call: positional arguments until the first omitted one, keywords after.
+fn render_call(function: &str, args: &[(Param, Option<String>)]) -> Result<String, RegressionError> {
+    let mut rendered = Vec::new();
+    let mut by_keyword = false;
+    for (param, literal) in args {
+        match literal {
+            None => by_keyword = true,
+            Some(lit) if param.keyword_only || by_keyword => {
+                if param.positional_only {
+                    return Err(refuse(format!(
+                        "positional-only parameter `{}` follows an omitted one",
+                        param.name
+                    )));
+                }
+                rendered.push(format!("{}={lit}", param.name));
+            }
+            Some(lit) => rendered.push(lit.clone()),
+        }
+    }
+    Ok(format!("{function}({})", rendered.join(", ")))
+}
+
+/// Writes the regression test for a localised zero-division incident.
+pub fn build(
+    diag: &Diagnosis,
+    root_cause: &RootCause,
+    source: &str,
+    source_root: &str,
+) -> Result<RegressionTest, RegressionError> {
+    let function = root_cause.function.as_str();
+    if !is_identifier(function) {
+        return Err(refuse(format!("`{function}` is not a plain function name")));
+    }
+    let (module, base) = module_of(&root_cause.file, source_root)?;
+    let lines: Vec<&str> = source.split_inclusive('\n').collect();
+    let index = usize::try_from(root_cause.line)
+        .ok()
+        .and_then(|l| l.checked_sub(1))
+        .filter(|i| *i < lines.len())
+        .ok_or_else(|| refuse(format!("line {} is not in the file", root_cause.line)))?;
+    let params = enclosing_function(&lines, index, function)?;
+    let culprit = lines[index].trim_end_matches(['\r', '\n']);
+    let fix = analyze_line(culprit, "\n").map_err(|e| refuse(e.to_string()))?;
+    let division = &fix.division;
+    if !params.iter().any(|p| p.name == division.divisor) {
+        return Err(refuse(format!(
+            "divisor `{}` is not a parameter of `{function}`, so a call cannot make it zero",
+            division.divisor
+        )));
+    }
+    let sample = diag
+        .sample_inputs
+        .iter()
+        .find(|s| {
+            s.values()
+                .any(|v| number_literal(v).is_some_and(|(_, x)| x == 0.0))
+        })
+        .or_else(|| diag.sample_inputs.first())
+        .cloned()
+        .unwrap_or_default();
+    let literals = map_inputs(&params, &division.divisor, &division.numerator, &sample);
+    let args: Vec<(Param, Option<String>)> = params.iter().cloned().zip(literals).collect();
+    let failing_call = render_call(function, &args)?;
+
+    let returns = matches!(fix.shape, LineShape::OneLineDef | LineShape::Return);
+    let numerator_literal = args
+        .iter()
+        .find(|(p, _)| p.name == division.numerator)
+        .and_then(|(_, lit)| lit.clone())
+        .or_else(|| number_literal(&division.numerator).map(|(lit, _)| lit));
+    let divisor_literal = args
+        .iter()
+        .find(|(p, _)| p.name == division.divisor)
+        .and_then(|(_, lit)| lit.clone())
+        .unwrap_or_default();
+    // An integer zero keeps integer semantics for the normal call (`//` on ints).
+    let nonzero = if divisor_literal.contains(['.', 'e', 'E']) { "0.5" } else { "2" };
+    let normal_args: Vec<(Param, Option<String>)> = args
+        .iter()
+        .map(|(p, lit)| {
+            if p.name == division.divisor {
+                (p.clone(), Some(nonzero.to_string()))
+            } else {
+                (p.clone(), lit.clone())
+            }
+        })
+        .collect();
+    let normal_call = render_call(function, &normal_args)?;
+
+    let exception = if crate::python::is_dotted_name(&root_cause.exception_type) {
+        root_cause.exception_type.as_str()
+    } else {
+        "an exception"
+    };
+    let divisor_name = division.divisor.as_str();
+    let name = format!("test_{function}_zero_{divisor_name}");
+    let mut code = format!(
+        r#""""Regression test written by selfheal for incident {incident} (fingerprint {fingerprint}).
+
+`{function}` raised {exception} at {file}:{line} with the inputs seen in telemetry;
+the fix must handle them and keep the result for every other input.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+for _path in (os.path.normpath(os.path.join(_ROOT, "{base}")), _ROOT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from {module} import {function}  # noqa: E402
+
+
+def {name}():
+"#,
+        incident = safe_chars(&diag.incident_id),
+        fingerprint = safe_chars(&diag.fingerprint),
+        file = root_cause.file,
+        line = root_cause.line,
+    );
+    match (&numerator_literal, returns) {
+        (Some(expected), true) => {
+            code.push_str(&format!(
+                "    # With a zero divisor the fixed function returns the numerator.\n    assert {failing_call} == {expected}\n"
+            ));
+        }
+        _ => code.push_str(&format!(
+            "    # The failing call must complete without {exception}.\n    {failing_call}\n"
+        )),
+    }
+    if let (Some(numerator), true) = (&numerator_literal, returns) {
+        code.push_str(&format!(
+            "\n\ndef test_{function}_nonzero_{divisor_name}_keeps_result():\n    assert {normal_call} == {numerator} {op} {nonzero}\n",
+            op = division.op.as_str(),
+        ));
+    }
+    Ok(RegressionTest {
+        file: test_file_path(&diag.incident_id),
+        name,
+        code,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn diag() -> Diagnosis {
+        selfheal_events::examples::diagnosis()
+    }
+
+    #[test]
+    fn pricing_api_test_calls_calc_with_the_failing_input() {
+        let d = diag();
+        let src = include_str!("../../../examples/pricing-api/pricing_logic.py");
+        let t = build(&d, d.root_cause.as_ref().unwrap(), src, ".").unwrap();
+        assert_eq!(t.file, "tests/test_selfheal_0193a8f2.py");
+        assert_eq!(t.name, "test_calc_zero_d");
+        assert!(t.code.contains("from pricing_logic import calc"));
+        assert!(t.code.contains("assert calc(49.99, 0.0) == 49.99\n"), "{}", t.code);
+        assert!(t.code.contains("assert calc(49.99, 0.5) == 49.99 / 0.5\n"), "{}", t.code);
+    }
+
+    #[test]
+    fn hostile_inputs_never_reach_the_code() {
+        let mut d = diag();
+        d.incident_id = "x\"\"\"; import os #".into();
+        d.fingerprint = "\"\"\"\nos.system('x')".into();
+        d.sample_inputs = vec![HashMap::from([
+            ("pricing.price\"); os.system(\"x".to_string(), "1); os.system('x'); (".to_string()),
+            ("pricing.discount".to_string(), "nan".to_string()),
+            ("evil".to_string(), "0.0\nimport os".to_string()),
+        ])];
+        let src = include_str!("../../../examples/pricing-api/pricing_logic.py");
+        let t = build(&d, d.root_cause.as_ref().unwrap(), src, ".").unwrap();
+        assert!(!t.code.contains("os.system"), "{}", t.code);
+        assert!(!t.code.contains("import os #"), "{}", t.code);
+        // Nothing numeric and non-zero: the fallbacks are used.
+        assert!(t.code.contains("assert calc(1.0, 0.0) == 1.0\n"), "{}", t.code);
+    }
+
+    #[test]
+    fn names_steer_the_mapping_and_defaults_are_left_out() {
+        let src = "def share(total, count, rounding=2):\n    x = total / count\n    return round(x, rounding)\n";
+        let mut d = diag();
+        d.sample_inputs = vec![HashMap::from([
+            ("order.count".to_string(), "0".to_string()),
+            ("order.amount".to_string(), "7".to_string()),
+            ("order.total".to_string(), "12.5".to_string()),
+        ])];
+        let rc = RootCause {
+            file: "src/shop/split.py".into(),
+            line: 2,
+            function: "share".into(),
+            exception_type: "ZeroDivisionError".into(),
+            ..RootCause::default()
+        };
+        let t = build(&d, &rc, src, "src").unwrap();
+        assert!(t.code.contains("from shop.split import share"), "{}", t.code);
+        assert!(t.code.contains("\"src\""), "{}", t.code);
+        assert!(t.code.contains("    share(12.5, 0)\n"), "{}", t.code);
+        // An assignment's value is not known: no "keeps result" assertion.
+        assert!(!t.code.contains("keeps_result"));
+    }
+
+    #[test]
+    fn refuses_methods_local_divisors_and_odd_paths() {
+        let d = diag();
+        let rc = |file: &str, line, function: &str| RootCause {
+            file: file.into(),
+            line,
+            function: function.into(),
+            ..RootCause::default()
+        };
+        let method = "class A:\n    def f(self, a, b):\n        return a / b\n";
+        assert!(build(&d, &rc("m.py", 3, "f"), method, ".").unwrap_err().0.contains("module-level"));
+        let local = "def f(a):\n    n = len(a)\n    return a / n\n";
+        assert!(build(&d, &rc("m.py", 3, "f"), local, ".").unwrap_err().0.contains("not a parameter"));
+        let ok = "def f(a, b):\n    return a / b\n";
+        assert!(build(&d, &rc("my-module.py", 2, "f"), ok, ".").is_err());
+        assert!(build(&d, &rc("m.py", 2, "g"), ok, ".").unwrap_err().0.contains("names `g`"));
+        assert!(build(&d, &rc("m.py", 2, "f"), ok, "\"; x").is_err());
+        assert!(build(&d, &rc("m.py", 2, "f"), ok, ".").is_ok());
+    }
+}
