@@ -57,8 +57,15 @@ pub struct Analysis {
 
 /// Formats numbered snippet lines, the failing one marked: `> 14 | code`.
 pub fn format_snippet(lines: &[SnippetLine], line: u32) -> String {
-    let shown: Vec<&SnippetLine> = lines.iter().filter(|l| l.line.abs_diff(line) <= SNIPPET_RADIUS).collect();
-    let width = shown.iter().map(|l| l.line.to_string().len()).max().unwrap_or(1);
+    let shown: Vec<&SnippetLine> = lines
+        .iter()
+        .filter(|l| l.line.abs_diff(line) <= SNIPPET_RADIUS)
+        .collect();
+    let width = shown
+        .iter()
+        .map(|l| l.line.to_string().len())
+        .max()
+        .unwrap_or(1);
     shown
         .iter()
         .map(|l| {
@@ -116,10 +123,19 @@ pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomal
         context: Vec::new(),
     };
     if let Some(p) = &parsed {
-        a.frames = p.root_cause().frames.iter().rev().map(stack_frame).collect();
+        a.frames = p
+            .root_cause()
+            .frames
+            .iter()
+            .rev()
+            .map(stack_frame)
+            .collect();
     }
     let (exc_type, exc_message) = match (&parsed, &anomaly.exception) {
-        (Some(p), _) => (p.root_cause().ty.to_string(), p.root_cause().message.to_string()),
+        (Some(p), _) => (
+            p.root_cause().ty.to_string(),
+            p.root_cause().message.to_string(),
+        ),
         (None, Some(e)) => (e.r#type.clone(), e.message.clone()),
         (None, None) => (String::new(), String::new()),
     };
@@ -178,20 +194,33 @@ fn locate(
     let Some(entry) = entry else {
         return Err((
             DiagnosisStatus::UnknownService,
-            format!("service `{}` is not in the service catalog, so there is no repository to read", quote(&anomaly.service)),
+            format!(
+                "service `{}` is not in the service catalog, so there is no repository to read",
+                quote(&anomaly.service)
+            ),
         ));
     };
     let root: &Path = &entry.repository;
     let version = anomaly.service_version.as_deref();
     let snap: RepoSnapshot = repos.open(root, version).map_err(|e| {
-        (DiagnosisStatus::RepositoryMissing, format!("the repository of `{}` cannot be read: {e}", quote(&entry.name)))
+        (
+            DiagnosisStatus::RepositoryMissing,
+            format!(
+                "the repository of `{}` cannot be read: {e}",
+                quote(&entry.name)
+            ),
+        )
     })?;
     a.commit = Some(snap.commit.clone());
     a.context.push(Evidence {
         kind: "version".into(),
         detail: match (version, snap.from_version) {
             (Some(v), true) => format!("service version {} is commit {}", quote(v), snap.commit),
-            (Some(v), false) => format!("service version {} is not a commit of the repository; read HEAD {}", quote(v), snap.commit),
+            (Some(v), false) => format!(
+                "service version {} is not a commit of the repository; read HEAD {}",
+                quote(v),
+                snap.commit
+            ),
             (None, _) => format!("no service version reported; read HEAD {}", snap.commit),
         },
     });
@@ -202,44 +231,92 @@ fn locate(
             Some(e) if e.stacktrace.as_deref().is_none_or(|s| s.trim().is_empty()) => {
                 format!("the exception {} has no stack trace", quote(&e.r#type))
             }
-            Some(e) => format!("the stack trace of {} could not be parsed", quote(&e.r#type)),
+            Some(e) => format!(
+                "the stack trace of {} could not be parsed",
+                quote(&e.r#type)
+            ),
         };
-        return Err((DiagnosisStatus::NoStackTrace, format!("{what}, so the failing line cannot be located")));
+        return Err((
+            DiagnosisStatus::NoStackTrace,
+            format!("{what}, so the failing line cannot be located"),
+        ));
     };
 
     let root_frames = parsed.root_cause().frames;
     let mut candidates: Vec<&Frame> = parsed.culprit.iter().collect();
-    candidates.extend(root_frames.iter().filter(|f| f.in_app && Some(*f) != parsed.culprit.as_ref()));
+    candidates.extend(
+        root_frames
+            .iter()
+            .filter(|f| f.in_app && Some(*f) != parsed.culprit.as_ref()),
+    );
     if candidates.is_empty() {
         return Err((
             DiagnosisStatus::NotInRepository,
-            format!("the trace has no frame of the service's own code ({} frames, all library or runtime)", root_frames.len()),
+            format!(
+                "the trace has no frame of the service's own code ({} frames, all library or runtime)",
+                root_frames.len()
+            ),
         ));
     }
     let mut misses: Vec<String> = Vec::new();
     for (i, frame) in candidates.iter().take(MAX_FRAMES_TRIED).enumerate() {
         match map_with(snap.files.as_ref(), frame, Some(&entry.source_root)) {
-            RepoLocation::Found { path, line, function, snippet, exact, note, .. } => {
+            RepoLocation::Found {
+                path,
+                line,
+                function,
+                snippet,
+                exact,
+                note,
+                ..
+            } => {
                 let culprit = i == 0 && parsed.culprit.is_some();
-                a.located = if exact && culprit { Located::Exact } else { Located::Approximate };
-                let where_ = format!("{path}:{} in {}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), quote(&function));
+                a.located = if exact && culprit {
+                    Located::Exact
+                } else {
+                    Located::Approximate
+                };
+                let where_ = format!(
+                    "{path}:{} in {}",
+                    line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                    quote(&function)
+                );
                 let mut detail = if culprit {
                     format!("innermost in-app frame {where_}")
                 } else {
-                    format!("in-app frame {where_} (frames further in are not in the repository: {})", misses.join("; "))
+                    format!(
+                        "in-app frame {where_} (frames further in are not in the repository: {})",
+                        misses.join("; ")
+                    )
                 };
                 if let Some(n) = note {
                     detail.push_str(&format!(" — {}", quote(&n)));
                 }
-                a.context.insert(0, Evidence { kind: "frame".into(), detail });
-                let code_line = line.and_then(|l| snippet.iter().find(|s| s.line == l)).map(|s| s.text.clone());
+                a.context.insert(
+                    0,
+                    Evidence {
+                        kind: "frame".into(),
+                        detail,
+                    },
+                );
+                let code_line = line
+                    .and_then(|l| snippet.iter().find(|s| s.line == l))
+                    .map(|s| s.text.clone());
                 let snippet_text = match line {
                     Some(l) if !snippet.is_empty() => Some(format_snippet(&snippet, l)),
                     _ => None,
                 };
-                return Ok(Found { path, line, function, snippet: snippet_text, code_line });
+                return Ok(Found {
+                    path,
+                    line,
+                    function,
+                    snippet: snippet_text,
+                    code_line,
+                });
             }
-            RepoLocation::NotFound { reason, .. } => misses.push(format!("{}: {}", describe(frame), quote(&reason))),
+            RepoLocation::NotFound { reason, .. } => {
+                misses.push(format!("{}: {}", describe(frame), quote(&reason)))
+            }
         }
     }
     Err((
@@ -264,8 +341,16 @@ mod tests {
 
     #[test]
     fn snippet_is_numbered_and_marked() {
-        let lines: Vec<SnippetLine> =
-            (9..=19).map(|n| SnippetLine { line: n, text: if n == 14 { "x = p / d".into() } else { String::new() } }).collect();
+        let lines: Vec<SnippetLine> = (9..=19)
+            .map(|n| SnippetLine {
+                line: n,
+                text: if n == 14 {
+                    "x = p / d".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
         let s = format_snippet(&lines, 14);
         assert_eq!(s.lines().count(), 7);
         assert!(s.lines().next().unwrap().starts_with("  11 | "));

@@ -75,19 +75,32 @@ impl HttpKnowledgeClient {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| DiagnoserError::Client(e.to_string()))?;
-        Ok(HttpKnowledgeClient { base: base_url.trim_end_matches('/').to_string(), client })
+        Ok(HttpKnowledgeClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            client,
+        })
     }
 
     async fn once(&self, url: &str) -> Result<Vec<KnownFix>, DiagnoserError> {
-        let resp = self.client.get(url).send().await.map_err(|e| DiagnoserError::KnowledgeUnavailable(e.to_string()))?;
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| DiagnoserError::KnowledgeUnavailable(e.to_string()))?;
         let status = resp.status();
         if status.is_server_error() {
-            return Err(DiagnoserError::KnowledgeUnavailable(format!("HTTP {status}")));
+            return Err(DiagnoserError::KnowledgeUnavailable(format!(
+                "HTTP {status}"
+            )));
         }
         if !status.is_success() {
             return Err(DiagnoserError::KnowledgeProtocol(format!("HTTP {status}")));
         }
-        let body: FixesBody = resp.json().await.map_err(|e| DiagnoserError::KnowledgeProtocol(e.to_string()))?;
+        let body: FixesBody = resp
+            .json()
+            .await
+            .map_err(|e| DiagnoserError::KnowledgeProtocol(e.to_string()))?;
         Ok(body.fixes)
     }
 }
@@ -121,9 +134,14 @@ mod tests {
     #[tokio::test]
     async fn a_learner_that_is_down_is_an_error_not_a_hang() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
-        let client = HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", Duration::from_millis(300)).unwrap();
+        let client =
+            HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", Duration::from_millis(300))
+                .unwrap();
         let err = client.known_fixes("abc").await.unwrap_err();
-        assert!(matches!(err, DiagnoserError::KnowledgeUnavailable(_)), "{err:?}");
+        assert!(
+            matches!(err, DiagnoserError::KnowledgeUnavailable(_)),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -137,7 +155,10 @@ mod tests {
             let n = sock.read(&mut buf).await.unwrap();
             let request = String::from_utf8_lossy(&buf[..n]).into_owned();
             let body = r#"{"fingerprint":"fp1","fixes":[{"strategy":"python.zero-division-guard","healed":2,"attempts":2,"median_heal_secs":26.0,"last_incident_id":"i1","last_diff":"d"}]}"#;
-            let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
             sock.write_all(resp.as_bytes()).await.unwrap();
             request
         });
@@ -147,6 +168,9 @@ mod tests {
         assert_eq!(fixes[0].strategy, "python.zero-division-guard");
         assert_eq!(fixes[0].healed, 2);
         let request = server.await.unwrap();
-        assert!(request.starts_with("GET /v1/fixes/fp1 HTTP/1.1"), "{request}");
+        assert!(
+            request.starts_with("GET /v1/fixes/fp1 HTTP/1.1"),
+            "{request}"
+        );
     }
 }

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use selfheal_catalog::Catalog;
 use selfheal_core::{RecordContext, Stage, StageError};
-use selfheal_events::{Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis, HypothesisSource, KnownFix};
+use selfheal_events::{
+    Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis, HypothesisSource, KnownFix,
+};
 
 pub use analysis::{Analysis, Located};
 pub use error::DiagnoserError;
@@ -59,7 +61,9 @@ pub struct Diagnoser {
 
 impl std::fmt::Debug for Diagnoser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Diagnoser").field("services", &self.inner.catalog.len()).finish_non_exhaustive()
+        f.debug_struct("Diagnoser")
+            .field("services", &self.inner.catalog.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,14 +74,27 @@ impl Diagnoser {
     }
 
     /// A diagnoser with a custom repository access.
-    pub fn with_repositories(catalog: Catalog, knowledge: Arc<dyn KnowledgeClient>, repos: Arc<dyn SourceRepository>) -> Self {
-        Diagnoser { inner: Arc::new(Inner { catalog, repos, knowledge }) }
+    pub fn with_repositories(
+        catalog: Catalog,
+        knowledge: Arc<dyn KnowledgeClient>,
+        repos: Arc<dyn SourceRepository>,
+    ) -> Self {
+        Diagnoser {
+            inner: Arc::new(Inner {
+                catalog,
+                repos,
+                knowledge,
+            }),
+        }
     }
 
     /// A diagnoser from plain configuration: the catalog file and the learner's base URL.
     pub fn from_config(catalog_path: &Path, learner_url: &str) -> Result<Self, DiagnoserError> {
         let catalog = Catalog::load(catalog_path)?;
-        Ok(Self::new(catalog, Arc::new(HttpKnowledgeClient::new(learner_url)?)))
+        Ok(Self::new(
+            catalog,
+            Arc::new(HttpKnowledgeClient::new(learner_url)?),
+        ))
     }
 
     /// Diagnoses one anomaly. Only an internal failure of the analysis thread is an error.
@@ -85,14 +102,19 @@ impl Diagnoser {
         let inner = self.inner.clone();
         let input = anomaly.clone();
         // git and file reads block: keep them off the async workers.
-        let analysis = tokio::task::spawn_blocking(move || analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input))
-            .await
-            .map_err(|e| DiagnoserError::Internal(format!("analysis task failed: {e}")))?;
+        let analysis = tokio::task::spawn_blocking(move || {
+            analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input)
+        })
+        .await
+        .map_err(|e| DiagnoserError::Internal(format!("analysis task failed: {e}")))?;
 
         let mut learned_note: Option<Evidence> = None;
         let mut known_fixes: Vec<KnownFix> = Vec::new();
         if anomaly.fingerprint.trim().is_empty() {
-            learned_note = Some(Evidence { kind: "learned".into(), detail: "no fingerprint, learning store not consulted".into() });
+            learned_note = Some(Evidence {
+                kind: "learned".into(),
+                detail: "no fingerprint, learning store not consulted".into(),
+            });
         } else {
             match self.inner.knowledge.known_fixes(&anomaly.fingerprint).await {
                 Ok(mut fixes) => {
@@ -100,14 +122,20 @@ impl Diagnoser {
                     if fixes.is_empty() {
                         learned_note = Some(Evidence {
                             kind: "learned".into(),
-                            detail: format!("no fix remembered for fingerprint {}", rules::quote(&anomaly.fingerprint)),
+                            detail: format!(
+                                "no fix remembered for fingerprint {}",
+                                rules::quote(&anomaly.fingerprint)
+                            ),
                         });
                     }
                     known_fixes = fixes;
                 }
                 Err(e) => {
                     tracing::warn!(incident_id = %anomaly.incident_id, error = %e, "learning store not available; diagnosing without known fixes");
-                    learned_note = Some(Evidence { kind: "learned".into(), detail: format!("{e}; known fixes not consulted") });
+                    learned_note = Some(Evidence {
+                        kind: "learned".into(),
+                        detail: format!("{e}; known fixes not consulted"),
+                    });
                 }
             }
         }
@@ -124,11 +152,20 @@ fn location_bonus(located: Located) -> f64 {
 }
 
 /// Builds the Diagnosis from the analysis and what the learner said.
-fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_note: Option<Evidence>) -> Diagnosis {
+fn assemble(
+    anomaly: &Anomaly,
+    a: Analysis,
+    known_fixes: Vec<KnownFix>,
+    learned_note: Option<Evidence>,
+) -> Diagnosis {
     let localized = a.status == DiagnosisStatus::Localized;
     let rc = a.root_cause.as_ref().filter(|_| localized);
     let (file, line, function) = match rc {
-        Some(rc) => (Some(rc.file.clone()), (rc.line > 0).then_some(rc.line), Some(rc.function.clone())),
+        Some(rc) => (
+            Some(rc.file.clone()),
+            (rc.line > 0).then_some(rc.line),
+            Some(rc.function.clone()),
+        ),
         None => (None, None, None),
     };
     let mut common: Vec<Evidence> = Vec::new();
@@ -143,7 +180,10 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
                     anomaly.error_rate * 100.0
                 )
             } else {
-                format!("{} failing requests in the detection window", anomaly.error_count)
+                format!(
+                    "{} failing requests in the detection window",
+                    anomaly.error_count
+                )
             },
         });
     }
@@ -181,7 +221,10 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
         let healed = best.healed.clamp(0, attempts);
         let rate = f64::from(healed + 1) / f64::from(attempts + 2);
         let category = a.findings.first().map(|f| f.category).unwrap_or("unknown");
-        let median = best.median_heal_secs.map(|s| format!(", median {s:.0}s to heal")).unwrap_or_default();
+        let median = best
+            .median_heal_secs
+            .map(|s| format!(", median {s:.0}s to heal"))
+            .unwrap_or_default();
         let mut evidence = vec![Evidence {
             kind: "learned".into(),
             detail: format!(
@@ -191,7 +234,10 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
             ),
         }];
         if let Some(last) = &best.last_incident_id {
-            evidence.push(Evidence { kind: "learned".into(), detail: format!("last applied in incident {}", rules::quote(last)) });
+            evidence.push(Evidence {
+                kind: "learned".into(),
+                detail: format!("last applied in incident {}", rules::quote(last)),
+            });
         }
         hypotheses.push(Hypothesis {
             rank: 0,
@@ -214,12 +260,21 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
     }
     // Facts about the whole diagnosis go with the leading hypothesis.
     if let Some(top) = hypotheses.first_mut() {
-        top.evidence.extend(a.context.iter().filter(|e| e.kind != "frame").cloned());
+        top.evidence
+            .extend(a.context.iter().filter(|e| e.kind != "frame").cloned());
         top.evidence.extend(learned_note);
     }
 
-    let confidence = if localized { hypotheses.first().map(|h| h.confidence).unwrap_or(0.0) } else { 0.0 };
-    let headline = a.findings.first().map(|f| f.headline.clone()).unwrap_or_default();
+    let confidence = if localized {
+        hypotheses.first().map(|h| h.confidence).unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    let headline = a
+        .findings
+        .first()
+        .map(|f| f.headline.clone())
+        .unwrap_or_default();
     let summary = match (&a.location, localized) {
         (Some(loc), true) => format!("{loc} — {headline} (confidence {confidence:.2})"),
         _ => {
@@ -266,11 +321,18 @@ impl Stage for Diagnoser {
         "diagnoser"
     }
 
-    async fn process(&self, input: Anomaly, _ctx: &RecordContext) -> Result<Vec<Diagnosis>, StageError> {
+    async fn process(
+        &self,
+        input: Anomaly,
+        _ctx: &RecordContext,
+    ) -> Result<Vec<Diagnosis>, StageError> {
         if input.incident_id.trim().is_empty() {
             return Err(StageError::Invalid("anomaly has no incident_id".into()));
         }
-        let diagnosis = self.diagnose(&input).await.map_err(|e| StageError::Transient(e.to_string()))?;
+        let diagnosis = self
+            .diagnose(&input)
+            .await
+            .map_err(|e| StageError::Transient(e.to_string()))?;
         tracing::info!(incident_id = %diagnosis.incident_id, status = ?diagnosis.status, summary = %diagnosis.summary, "diagnosed");
         Ok(vec![diagnosis])
     }

@@ -42,9 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .with_context(|| format!("binding {}", args.runtime.http_addr))?;
+    serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding {}", args.runtime.http_addr))?;
     let shared = Shared {
         kafka: args.kafka,
         runtime: args.runtime,

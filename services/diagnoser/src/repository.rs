@@ -24,7 +24,10 @@ pub struct RepoSnapshot {
 
 impl std::fmt::Debug for RepoSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepoSnapshot").field("commit", &self.commit).field("from_version", &self.from_version).finish()
+        f.debug_struct("RepoSnapshot")
+            .field("commit", &self.commit)
+            .field("from_version", &self.from_version)
+            .finish()
     }
 }
 
@@ -42,7 +45,12 @@ pub struct GitRepositories;
 /// Runs `git -C root <args>` (fixed arguments only; no untrusted text reaches the command line
 /// except revisions already checked by `resolve_version`).
 fn git(root: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git").arg("-C").arg(root).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
@@ -57,10 +65,13 @@ impl SourceRepository for GitRepositories {
     fn open(&self, root: &Path, version: Option<&str>) -> Result<RepoSnapshot, DiagnoserError> {
         let shown = root.display();
         if !root.is_dir() {
-            return Err(DiagnoserError::RepositoryMissing(format!("{shown} does not exist or is not a directory")));
+            return Err(DiagnoserError::RepositoryMissing(format!(
+                "{shown} does not exist or is not a directory"
+            )));
         }
-        let top = git(root, &["rev-parse", "--show-toplevel"])
-            .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} is not a git repository ({e})")))?;
+        let top = git(root, &["rev-parse", "--show-toplevel"]).map_err(|e| {
+            DiagnoserError::RepositoryMissing(format!("{shown} is not a git repository ({e})"))
+        })?;
         // A directory inside another repository would read (and the repairer would commit
         // to) the outer one: refuse rather than guess.
         if canonical(Path::new(&top)) != canonical(root) {
@@ -68,17 +79,27 @@ impl SourceRepository for GitRepositories {
                 "{shown} is not a git repository of its own (it is inside {top})"
             )));
         }
-        let resolved = version.filter(|v| !v.trim().is_empty()).and_then(|v| resolve_version(root, v));
+        let resolved = version
+            .filter(|v| !v.trim().is_empty())
+            .and_then(|v| resolve_version(root, v));
         let (commit, from_version) = match resolved {
             Some(sha) => (sha, true),
             None => {
-                let head = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])
-                    .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} has no commit at HEAD ({e})")))?;
+                let head = git(root, &["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| {
+                    DiagnoserError::RepositoryMissing(format!(
+                        "{shown} has no commit at HEAD ({e})"
+                    ))
+                })?;
                 (head, false)
             }
         };
-        let tree = GitTree::open(root, &commit)
-            .map_err(|e| DiagnoserError::RepositoryMissing(format!("cannot list {shown} at {commit}: {e}")))?;
-        Ok(RepoSnapshot { commit, from_version, files: Box::new(tree) })
+        let tree = GitTree::open(root, &commit).map_err(|e| {
+            DiagnoserError::RepositoryMissing(format!("cannot list {shown} at {commit}: {e}"))
+        })?;
+        Ok(RepoSnapshot {
+            commit,
+            from_version,
+            files: Box::new(tree),
+        })
     }
 }

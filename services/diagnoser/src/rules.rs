@@ -68,19 +68,53 @@ const FALLBACK: f64 = 0.1;
 
 /// The rule table, most specific first.
 pub const RULES: &[Rule] = &[
-    Rule { name: "division-by-zero", category: "division-by-zero", matches: is_division_by_zero, explain: explain_division },
-    Rule { name: "missing-key", category: "missing-key", matches: is_missing_key, explain: explain_missing_key },
-    Rule { name: "null-dereference", category: "null-dereference", matches: is_null_dereference, explain: explain_null },
-    Rule { name: "index-out-of-range", category: "index-out-of-range", matches: is_index_out_of_range, explain: explain_index },
-    Rule { name: "parse-error", category: "parse-error", matches: is_parse_error, explain: explain_parse },
+    Rule {
+        name: "division-by-zero",
+        category: "division-by-zero",
+        matches: is_division_by_zero,
+        explain: explain_division,
+    },
+    Rule {
+        name: "missing-key",
+        category: "missing-key",
+        matches: is_missing_key,
+        explain: explain_missing_key,
+    },
+    Rule {
+        name: "null-dereference",
+        category: "null-dereference",
+        matches: is_null_dereference,
+        explain: explain_null,
+    },
+    Rule {
+        name: "index-out-of-range",
+        category: "index-out-of-range",
+        matches: is_index_out_of_range,
+        explain: explain_index,
+    },
+    Rule {
+        name: "parse-error",
+        category: "parse-error",
+        matches: is_parse_error,
+        explain: explain_parse,
+    },
 ];
 
 /// The fallback when no rule matches.
-pub const UNKNOWN: Rule = Rule { name: "unknown", category: "unknown", matches: |_| true, explain: explain_unknown };
+pub const UNKNOWN: Rule = Rule {
+    name: "unknown",
+    category: "unknown",
+    matches: |_| true,
+    explain: explain_unknown,
+};
 
 /// Every matching rule's finding (the fallback when none matches), strongest first.
 pub fn evaluate(input: &RuleInput<'_>) -> Vec<Finding> {
-    let mut out: Vec<Finding> = RULES.iter().filter(|r| (r.matches)(input)).map(|r| (r.explain)(input, r)).collect();
+    let mut out: Vec<Finding> = RULES
+        .iter()
+        .filter(|r| (r.matches)(input))
+        .map(|r| (r.explain)(input, r))
+        .collect();
     if out.is_empty() {
         out.push((UNKNOWN.explain)(input, &UNKNOWN));
     }
@@ -99,7 +133,10 @@ fn short_type(ty: &str) -> &str {
 
 /// Untrusted text made safe to quote on one line: control characters dropped, bounded.
 pub fn quote(text: &str) -> String {
-    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let clean = clean.trim();
     if clean.chars().count() > MAX_QUOTE_CHARS {
         let cut: String = clean.chars().take(MAX_QUOTE_CHARS).collect();
@@ -116,13 +153,21 @@ fn lower_message(input: &RuleInput<'_>) -> String {
 fn rule_evidence(input: &RuleInput<'_>, rule: &Rule) -> Evidence {
     Evidence {
         kind: "rule".into(),
-        detail: format!("{} → {} (rule {})", quote(input.exception_type), rule.category, rule.name),
+        detail: format!(
+            "{} → {} (rule {})",
+            quote(input.exception_type),
+            rule.category,
+            rule.name
+        ),
     }
 }
 
 /// Keys whose sample values satisfy `pred`, with the value and how many samples had it:
 /// `[(key, value, count)]`, most frequent first.
-fn inputs_where(samples: &[HashMap<String, String>], pred: impl Fn(&str) -> bool) -> Vec<(String, String, usize)> {
+fn inputs_where(
+    samples: &[HashMap<String, String>],
+    pred: impl Fn(&str) -> bool,
+) -> Vec<(String, String, usize)> {
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for sample in samples {
         for (k, v) in sample {
@@ -131,7 +176,8 @@ fn inputs_where(samples: &[HashMap<String, String>], pred: impl Fn(&str) -> bool
             }
         }
     }
-    let mut out: Vec<(String, String, usize)> = counts.into_iter().map(|((k, v), n)| (k, v, n)).collect();
+    let mut out: Vec<(String, String, usize)> =
+        counts.into_iter().map(|((k, v), n)| (k, v, n)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     out
 }
@@ -142,7 +188,11 @@ fn input_evidence(found: &[(String, String, usize)], total: usize) -> Vec<Eviden
         .take(3)
         .map(|(k, v, n)| Evidence {
             kind: "input".into(),
-            detail: format!("{}={} in {n} of {total} sampled failing requests", quote(k), quote(v)),
+            detail: format!(
+                "{}={} in {n} of {total} sampled failing requests",
+                quote(k),
+                quote(v)
+            ),
         })
         .collect()
 }
@@ -246,8 +296,16 @@ pub fn divisors(line: &str, runtime: Option<&str>) -> Vec<String> {
 
 /// The divisor most likely to be zero: one whose name an input key with a zero value ends
 /// with or starts with (`d` ~ `discount`), else the first.
-fn likely_divisor<'a>(divs: &'a [String], zero_inputs: &[(String, String, usize)]) -> Option<&'a String> {
-    let last_segment = |k: &str| k.rsplit(['.', '/', '_']).next().unwrap_or(k).to_ascii_lowercase();
+fn likely_divisor<'a>(
+    divs: &'a [String],
+    zero_inputs: &[(String, String, usize)],
+) -> Option<&'a String> {
+    let last_segment = |k: &str| {
+        k.rsplit(['.', '/', '_'])
+            .next()
+            .unwrap_or(k)
+            .to_ascii_lowercase()
+    };
     divs.iter()
         .find(|d| {
             let name = d.rsplit('.').next().unwrap_or(d).to_ascii_lowercase();
@@ -275,20 +333,36 @@ fn is_division_by_zero(input: &RuleInput<'_>) -> bool {
 }
 
 fn explain_division(input: &RuleInput<'_>, rule: &Rule) -> Finding {
-    let divs = input.code_line.map(|l| divisors(l, input.runtime)).unwrap_or_default();
+    let divs = input
+        .code_line
+        .map(|l| divisors(l, input.runtime))
+        .unwrap_or_default();
     let zeros = inputs_where(input.sample_inputs, is_zero);
     let divisor = likely_divisor(&divs, &zeros);
     let mut evidence = vec![rule_evidence(input, rule)];
     if let (Some(d), Some(line)) = (divisor, input.code_line) {
-        evidence.push(Evidence { kind: "code".into(), detail: format!("divisor `{}` in `{}`", quote(d), quote(line.trim())) });
+        evidence.push(Evidence {
+            kind: "code".into(),
+            detail: format!("divisor `{}` in `{}`", quote(d), quote(line.trim())),
+        });
     }
     evidence.extend(input_evidence(&zeros, input.sample_inputs.len()));
     let (headline, mut summary) = match divisor {
-        Some(d) => (format!("division by zero on `{}`", quote(d)), format!("divisor `{}` is zero for some inputs", quote(d))),
-        None => ("division by zero".to_string(), "a divisor is zero for some inputs".to_string()),
+        Some(d) => (
+            format!("division by zero on `{}`", quote(d)),
+            format!("divisor `{}` is zero for some inputs", quote(d)),
+        ),
+        None => (
+            "division by zero".to_string(),
+            "a divisor is zero for some inputs".to_string(),
+        ),
     };
     if let Some((k, v, _)) = zeros.first() {
-        summary.push_str(&format!(" (failing requests had {}={})", quote(k), quote(v)));
+        summary.push_str(&format!(
+            " (failing requests had {}={})",
+            quote(k),
+            quote(v)
+        ));
     }
     Finding {
         rule: rule.name,
@@ -303,14 +377,20 @@ fn explain_division(input: &RuleInput<'_>, rule: &Rule) -> Finding {
 }
 
 fn is_missing_key(input: &RuleInput<'_>) -> bool {
-    matches!(short_type(input.exception_type), "KeyError" | "KeyNotFoundException" | "NoSuchElementException")
+    matches!(
+        short_type(input.exception_type),
+        "KeyError" | "KeyNotFoundException" | "NoSuchElementException"
+    )
 }
 
 /// Subscripts on a line: `x["k"]`, `x[k]` → `x`.
 fn subscripted(line: &str) -> Option<String> {
     let idx = line.find('[')?;
     let before = line.get(..idx)?;
-    let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map(|i| i + 1).unwrap_or(0);
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let name = before.get(start..)?.trim();
     (!name.is_empty()).then(|| name.to_string())
 }
@@ -320,9 +400,16 @@ fn explain_missing_key(input: &RuleInput<'_>, rule: &Rule) -> Finding {
     let container = input.code_line.and_then(subscripted);
     let mut evidence = vec![rule_evidence(input, rule)];
     if let (Some(c), Some(line)) = (&container, input.code_line) {
-        evidence.push(Evidence { kind: "code".into(), detail: format!("lookup in `{}` on `{}`", quote(c), quote(line.trim())) });
+        evidence.push(Evidence {
+            kind: "code".into(),
+            detail: format!("lookup in `{}` on `{}`", quote(c), quote(line.trim())),
+        });
     }
-    let headline = if key.is_empty() { "missing key".to_string() } else { format!("missing key {key}") };
+    let headline = if key.is_empty() {
+        "missing key".to_string()
+    } else {
+        format!("missing key {key}")
+    };
     let summary = match &container {
         Some(c) => format!("key {key} is missing from `{}` for some inputs", quote(c)),
         None => format!("key {key} is missing from a mapping for some inputs"),
@@ -343,7 +430,12 @@ fn is_null_dereference(input: &RuleInput<'_>) -> bool {
     let ty = short_type(input.exception_type);
     let msg = lower_message(input);
     (ty == "AttributeError" && msg.contains("'nonetype'"))
-        || (ty == "TypeError" && (msg.contains("'nonetype'") || msg.contains("of undefined") || msg.contains("of null") || msg.contains("is undefined") || msg.contains("is null")))
+        || (ty == "TypeError"
+            && (msg.contains("'nonetype'")
+                || msg.contains("of undefined")
+                || msg.contains("of null")
+                || msg.contains("is undefined")
+                || msg.contains("is null")))
         || ty == "NullPointerException"
         || ty == "NullReferenceException"
         || (ty == "NoMethodError" && msg.contains("nil"))
@@ -369,7 +461,10 @@ fn explain_null(input: &RuleInput<'_>, rule: &Rule) -> Finding {
         rule: rule.name,
         category: rule.category,
         headline: format!("{none} dereference"),
-        summary: format!("a value is {none} where an object is expected ({})", quote(input.message)),
+        summary: format!(
+            "a value is {none} where an object is expected ({})",
+            quote(input.message)
+        ),
         strength: SPECIFIC,
         code_support: false,
         input_support: !nulls.is_empty(),
@@ -382,7 +477,11 @@ fn is_index_out_of_range(input: &RuleInput<'_>) -> bool {
     let msg = lower_message(input);
     matches!(
         ty,
-        "IndexError" | "ArrayIndexOutOfBoundsException" | "IndexOutOfBoundsException" | "StringIndexOutOfBoundsException" | "IndexOutOfRangeException"
+        "IndexError"
+            | "ArrayIndexOutOfBoundsException"
+            | "IndexOutOfBoundsException"
+            | "StringIndexOutOfBoundsException"
+            | "IndexOutOfRangeException"
     ) || msg.contains("index out of range")
         || msg.contains("index out of bounds")
 }
@@ -391,14 +490,20 @@ fn explain_index(input: &RuleInput<'_>, rule: &Rule) -> Finding {
     let container = input.code_line.and_then(subscripted);
     let mut evidence = vec![rule_evidence(input, rule)];
     if let (Some(c), Some(line)) = (&container, input.code_line) {
-        evidence.push(Evidence { kind: "code".into(), detail: format!("index into `{}` on `{}`", quote(c), quote(line.trim())) });
+        evidence.push(Evidence {
+            kind: "code".into(),
+            detail: format!("index into `{}` on `{}`", quote(c), quote(line.trim())),
+        });
     }
     Finding {
         rule: rule.name,
         category: rule.category,
         headline: "index out of range".into(),
         summary: match &container {
-            Some(c) => format!("an index into `{}` is out of range for some inputs", quote(c)),
+            Some(c) => format!(
+                "an index into `{}` is out of range for some inputs",
+                quote(c)
+            ),
             None => "an index is out of range for some inputs".into(),
         },
         strength: SPECIFIC,
@@ -411,7 +516,9 @@ fn explain_index(input: &RuleInput<'_>, rule: &Rule) -> Finding {
 fn is_parse_error(input: &RuleInput<'_>) -> bool {
     let ty = short_type(input.exception_type);
     let msg = lower_message(input);
-    (ty == "ValueError" && (msg.contains("invalid literal for int()") || msg.contains("could not convert string to float")))
+    (ty == "ValueError"
+        && (msg.contains("invalid literal for int()")
+            || msg.contains("could not convert string to float")))
         || ty == "NumberFormatException"
         || ty == "FormatException"
         || ty == "ParseIntError"
@@ -431,7 +538,10 @@ fn explain_parse(input: &RuleInput<'_>, rule: &Rule) -> Finding {
         rule: rule.name,
         category: rule.category,
         headline: "unparsable number".into(),
-        summary: format!("a number is parsed from text that is not one ({})", quote(input.message)),
+        summary: format!(
+            "a number is parsed from text that is not one ({})",
+            quote(input.message)
+        ),
         strength: SPECIFIC,
         code_support: false,
         input_support: !bad.is_empty(),
@@ -440,8 +550,16 @@ fn explain_parse(input: &RuleInput<'_>, rule: &Rule) -> Finding {
 }
 
 fn explain_unknown(input: &RuleInput<'_>, rule: &Rule) -> Finding {
-    let ty = if input.exception_type.trim().is_empty() { "an exception".to_string() } else { quote(input.exception_type) };
-    let what = if input.message.trim().is_empty() { ty.clone() } else { format!("{ty}: {}", quote(input.message)) };
+    let ty = if input.exception_type.trim().is_empty() {
+        "an exception".to_string()
+    } else {
+        quote(input.exception_type)
+    };
+    let what = if input.message.trim().is_empty() {
+        ty.clone()
+    } else {
+        format!("{ty}: {}", quote(input.message))
+    };
     Finding {
         rule: rule.name,
         category: rule.category,
@@ -450,7 +568,10 @@ fn explain_unknown(input: &RuleInput<'_>, rule: &Rule) -> Finding {
         strength: FALLBACK,
         code_support: false,
         input_support: false,
-        evidence: vec![Evidence { kind: "rule".into(), detail: format!("no rule matches {ty}") }],
+        evidence: vec![Evidence {
+            kind: "rule".into(),
+            detail: format!("no rule matches {ty}"),
+        }],
     }
 }
 
@@ -459,57 +580,156 @@ fn explain_unknown(input: &RuleInput<'_>, rule: &Rule) -> Finding {
 mod tests {
     use super::*;
 
-    fn input<'a>(ty: &'a str, msg: &'a str, line: Option<&'a str>, samples: &'a [HashMap<String, String>]) -> RuleInput<'a> {
-        RuleInput { runtime: Some("python"), exception_type: ty, message: msg, code_line: line, sample_inputs: samples }
+    fn input<'a>(
+        ty: &'a str,
+        msg: &'a str,
+        line: Option<&'a str>,
+        samples: &'a [HashMap<String, String>],
+    ) -> RuleInput<'a> {
+        RuleInput {
+            runtime: Some("python"),
+            exception_type: ty,
+            message: msg,
+            code_line: line,
+            sample_inputs: samples,
+        }
     }
 
     fn sample(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn finds_divisors() {
-        assert_eq!(divisors("def calc(p, d): return p / d", Some("python")), ["d"]);
-        assert_eq!(divisors("x = a // self.rate % (n - 1)  # / not this", Some("python")), ["self.rate", "(n - 1)"]);
+        assert_eq!(
+            divisors("def calc(p, d): return p / d", Some("python")),
+            ["d"]
+        );
+        assert_eq!(
+            divisors("x = a // self.rate % (n - 1)  # / not this", Some("python")),
+            ["self.rate", "(n - 1)"]
+        );
         assert_eq!(divisors("total /= cfg['k']", Some("python")), ["cfg['k']"]);
         assert_eq!(divisors("int r = a / b; // c / d", Some("jvm")), ["b"]);
-        assert_eq!(divisors("s = '/' + x", Some("python")), Vec::<String>::new());
+        assert_eq!(
+            divisors("s = '/' + x", Some("python")),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn zero_division_with_zero_input_names_divisor_and_input() {
-        let samples = [sample(&[("pricing.discount", "0.0"), ("pricing.price", "49.99"), ("pricing.item", "lamp")])];
-        let f = evaluate(&input("ZeroDivisionError", "float division by zero", Some("def calc(p, d): return p / d"), &samples));
+        let samples = [sample(&[
+            ("pricing.discount", "0.0"),
+            ("pricing.price", "49.99"),
+            ("pricing.item", "lamp"),
+        ])];
+        let f = evaluate(&input(
+            "ZeroDivisionError",
+            "float division by zero",
+            Some("def calc(p, d): return p / d"),
+            &samples,
+        ));
         let top = &f[0];
         assert_eq!(top.category, "division-by-zero");
         assert_eq!(top.headline, "division by zero on `d`");
-        assert!(top.summary.starts_with("divisor `d` is zero for some inputs"));
+        assert!(
+            top.summary
+                .starts_with("divisor `d` is zero for some inputs")
+        );
         assert!(top.summary.contains("pricing.discount=0.0"));
         assert!(top.code_support && top.input_support);
-        assert!(top.evidence.iter().any(|e| e.kind == "input" && e.detail == "pricing.discount=0.0 in 1 of 1 sampled failing requests"));
+        assert!(top.evidence.iter().any(|e| e.kind == "input"
+            && e.detail == "pricing.discount=0.0 in 1 of 1 sampled failing requests"));
     }
 
     #[test]
     fn jvm_and_go_division_messages_match() {
-        assert_eq!(evaluate(&input("java.lang.ArithmeticException", "/ by zero", None, &[]))[0].category, "division-by-zero");
-        assert_eq!(evaluate(&input("runtime.Error", "runtime error: integer divide by zero", None, &[]))[0].category, "division-by-zero");
+        assert_eq!(
+            evaluate(&input(
+                "java.lang.ArithmeticException",
+                "/ by zero",
+                None,
+                &[]
+            ))[0]
+                .category,
+            "division-by-zero"
+        );
+        assert_eq!(
+            evaluate(&input(
+                "runtime.Error",
+                "runtime error: integer divide by zero",
+                None,
+                &[]
+            ))[0]
+                .category,
+            "division-by-zero"
+        );
         // An ArithmeticException about something else is not a division by zero.
-        assert_eq!(evaluate(&input("java.lang.ArithmeticException", "BigInteger overflow", None, &[]))[0].category, "unknown");
+        assert_eq!(
+            evaluate(&input(
+                "java.lang.ArithmeticException",
+                "BigInteger overflow",
+                None,
+                &[]
+            ))[0]
+                .category,
+            "unknown"
+        );
     }
 
     #[test]
     fn other_categories() {
         let cat = |ty: &str, msg: &str| evaluate(&input(ty, msg, None, &[]))[0].category;
         assert_eq!(cat("KeyError", "'sku'"), "missing-key");
-        assert_eq!(cat("AttributeError", "'NoneType' object has no attribute 'price'"), "null-dereference");
-        assert_eq!(cat("AttributeError", "'Item' object has no attribute 'price'"), "unknown");
-        assert_eq!(cat("java.lang.NullPointerException", ""), "null-dereference");
-        assert_eq!(cat("TypeError", "Cannot read properties of undefined (reading 'x')"), "null-dereference");
-        assert_eq!(cat("IndexError", "list index out of range"), "index-out-of-range");
-        assert_eq!(cat("java.lang.ArrayIndexOutOfBoundsException", "Index 5 out of bounds for length 3"), "index-out-of-range");
-        assert_eq!(cat("ValueError", "invalid literal for int() with base 10: 'abc'"), "parse-error");
+        assert_eq!(
+            cat(
+                "AttributeError",
+                "'NoneType' object has no attribute 'price'"
+            ),
+            "null-dereference"
+        );
+        assert_eq!(
+            cat("AttributeError", "'Item' object has no attribute 'price'"),
+            "unknown"
+        );
+        assert_eq!(
+            cat("java.lang.NullPointerException", ""),
+            "null-dereference"
+        );
+        assert_eq!(
+            cat(
+                "TypeError",
+                "Cannot read properties of undefined (reading 'x')"
+            ),
+            "null-dereference"
+        );
+        assert_eq!(
+            cat("IndexError", "list index out of range"),
+            "index-out-of-range"
+        );
+        assert_eq!(
+            cat(
+                "java.lang.ArrayIndexOutOfBoundsException",
+                "Index 5 out of bounds for length 3"
+            ),
+            "index-out-of-range"
+        );
+        assert_eq!(
+            cat(
+                "ValueError",
+                "invalid literal for int() with base 10: 'abc'"
+            ),
+            "parse-error"
+        );
         assert_eq!(cat("ValueError", "math domain error"), "unknown");
-        assert_eq!(cat("java.lang.NumberFormatException", "For input string: \"x\""), "parse-error");
+        assert_eq!(
+            cat("java.lang.NumberFormatException", "For input string: \"x\""),
+            "parse-error"
+        );
     }
 
     #[test]

@@ -16,17 +16,35 @@ fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=selfheal-test", "-c", "user.email=test@selfheal.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=selfheal-test",
+            "-c",
+            "user.email=test@selfheal.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A fresh git repository with the pricing-api sources, one commit; returns its HEAD.
 fn pricing_repo(dir: &Path) -> String {
-    for rel in ["app.py", "pricing_logic.py", "telemetry.py", "requirements.txt", "pytest.ini", "tests/test_pricing_logic.py"] {
+    for rel in [
+        "app.py",
+        "pricing_logic.py",
+        "telemetry.py",
+        "requirements.txt",
+        "pytest.ini",
+        "tests/test_pricing_logic.py",
+    ] {
         let to = dir.join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(Path::new(PRICING_API).join(rel), &to).unwrap();
@@ -38,7 +56,13 @@ fn pricing_repo(dir: &Path) -> String {
 }
 
 fn catalog(repo: &Path) -> Catalog {
-    Catalog::from_services([ServiceEntry::new("pricing-api", repo.to_path_buf(), "python", vec!["pytest".into()])]).unwrap()
+    Catalog::from_services([ServiceEntry::new(
+        "pricing-api",
+        repo.to_path_buf(),
+        "python",
+        vec!["pytest".into()],
+    )])
+    .unwrap()
 }
 
 struct FakeKnowledge(Result<Vec<KnownFix>, String>);
@@ -65,7 +89,14 @@ async fn run(d: &Diagnoser, anomaly: Anomaly) -> Diagnosis {
 }
 
 fn all_evidence(d: &Diagnosis) -> Vec<String> {
-    d.hypotheses.iter().flat_map(|h| h.evidence.iter().map(|e| format!("{}: {}", e.kind, e.detail))).collect()
+    d.hypotheses
+        .iter()
+        .flat_map(|h| {
+            h.evidence
+                .iter()
+                .map(|e| format!("{}: {}", e.kind, e.detail))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -76,26 +107,47 @@ async fn localizes_the_zero_division_incident() {
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly.clone()).await;
 
     assert_eq!(d.status, DiagnosisStatus::Localized, "{}", d.summary);
-    assert_eq!(d.summary, "pricing_logic.py:14 in calc — division by zero on `d` (confidence 0.94)");
+    assert_eq!(
+        d.summary,
+        "pricing_logic.py:14 in calc — division by zero on `d` (confidence 0.94)"
+    );
     assert_eq!(d.runtime.as_deref(), Some("python"));
     // The example's version a1b2c3d is not a commit of this repository: HEAD was read.
     assert_eq!(d.commit.as_deref(), Some(head.as_str()));
     let rc = d.root_cause.as_ref().unwrap();
-    assert_eq!((rc.file.as_str(), rc.line, rc.function.as_str()), ("pricing_logic.py", 14, "calc"));
+    assert_eq!(
+        (rc.file.as_str(), rc.line, rc.function.as_str()),
+        ("pricing_logic.py", 14, "calc")
+    );
     assert_eq!(rc.exception_type, "ZeroDivisionError");
     assert_eq!(rc.commit.as_deref(), Some(head.as_str()));
     let snippet = rc.code_snippet.as_deref().unwrap();
-    assert!(snippet.contains("> 14 | def calc(p, d): return p / d"), "{snippet}");
+    assert!(
+        snippet.contains("> 14 | def calc(p, d): return p / d"),
+        "{snippet}"
+    );
     assert!(snippet.contains("  11 | "), "three lines before: {snippet}");
-    assert_eq!(snippet.lines().count(), 4, "line 14 is the file's last line: {snippet}");
+    assert_eq!(
+        snippet.lines().count(),
+        4,
+        "line 14 is the file's last line: {snippet}"
+    );
 
     let top = &d.hypotheses[0];
     assert_eq!(top.rank, 1);
     assert_eq!(top.category, "division-by-zero");
     assert_eq!(top.source, HypothesisSource::Rule);
-    assert!(top.summary.starts_with("divisor `d` is zero for some inputs"), "{}", top.summary);
+    assert!(
+        top.summary
+            .starts_with("divisor `d` is zero for some inputs"),
+        "{}",
+        top.summary
+    );
     assert!(top.summary.contains("pricing.discount=0.0"));
-    assert_eq!((top.file.as_deref(), top.line, top.function.as_deref()), (Some("pricing_logic.py"), Some(14), Some("calc")));
+    assert_eq!(
+        (top.file.as_deref(), top.line, top.function.as_deref()),
+        (Some("pricing_logic.py"), Some(14), Some("calc"))
+    );
     assert!(d.confidence >= 0.9 && d.confidence == top.confidence);
     let ev = all_evidence(&d);
     for want in [
@@ -106,18 +158,35 @@ async fn localizes_the_zero_division_incident() {
         "version: service version a1b2c3d is not a commit of the repository",
         "learned: no fix remembered",
     ] {
-        assert!(ev.iter().any(|e| e.starts_with(want)), "missing {want:?} in {ev:#?}");
+        assert!(
+            ev.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {ev:#?}"
+        );
     }
 
-    let files: Vec<&str> = d.frames.iter().map(|f| f.file.as_deref().unwrap()).collect();
-    assert_eq!(files, ["/srv/pricing-api/app.py", "/srv/pricing-api/pricing_logic.py"], "outermost first");
+    let files: Vec<&str> = d
+        .frames
+        .iter()
+        .map(|f| f.file.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "/srv/pricing-api/app.py",
+            "/srv/pricing-api/pricing_logic.py"
+        ],
+        "outermost first"
+    );
     assert!(d.frames.iter().all(|f| f.in_app));
     assert_eq!(d.exception, anomaly.exception);
     assert_eq!(d.sample_inputs, anomaly.sample_inputs);
     assert_eq!(d.timeline.first_error_ms, anomaly.timeline.first_error_ms);
     assert_eq!(d.timeline.anomaly_ms, anomaly.timeline.anomaly_ms);
     assert!(d.timeline.diagnosis_ms.is_some());
-    assert_eq!((d.incident_id.as_str(), d.fingerprint.as_str()), (anomaly.incident_id.as_str(), anomaly.fingerprint.as_str()));
+    assert_eq!(
+        (d.incident_id.as_str(), d.fingerprint.as_str()),
+        (anomaly.incident_id.as_str(), anomaly.fingerprint.as_str())
+    );
     assert!(d.known_fixes.is_empty());
 }
 
@@ -137,8 +206,14 @@ async fn reads_the_deployed_commit_when_the_version_resolves() {
     assert_eq!(d.status, DiagnosisStatus::Localized);
     assert_eq!(d.commit.as_deref(), Some(v1.as_str()));
     let snippet = d.root_cause.clone().unwrap().code_snippet.unwrap();
-    assert!(snippet.contains("> 14 | def calc(p, d): return p / d"), "{snippet}");
-    assert!(all_evidence(&d).iter().any(|e| e.starts_with(&format!("version: service version {} is commit {v1}", &v1[..7]))));
+    assert!(
+        snippet.contains("> 14 | def calc(p, d): return p / d"),
+        "{snippet}"
+    );
+    assert!(all_evidence(&d).iter().any(|e| e.starts_with(&format!(
+        "version: service version {} is commit {v1}",
+        &v1[..7]
+    ))));
 }
 
 #[tokio::test]
@@ -149,8 +224,17 @@ async fn unknown_service_says_so() {
     anomaly.service = "billing".into();
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
     assert_eq!(d.status, DiagnosisStatus::UnknownService);
-    assert!(d.summary.contains("`billing` is not in the service catalog"), "{}", d.summary);
-    assert!(d.summary.contains("likely division by zero"), "{}", d.summary);
+    assert!(
+        d.summary
+            .contains("`billing` is not in the service catalog"),
+        "{}",
+        d.summary
+    );
+    assert!(
+        d.summary.contains("likely division by zero"),
+        "{}",
+        d.summary
+    );
     assert!(d.root_cause.is_none() && d.repository.is_none() && d.commit.is_none());
     assert_eq!(d.confidence, 0.0);
     // The trace was still parsed, for the reader.
@@ -165,14 +249,21 @@ async fn missing_repository_says_so() {
     let d = run(&diagnoser(&gone, nothing_known()), examples::anomaly()).await;
     assert_eq!(d.status, DiagnosisStatus::RepositoryMissing);
     assert!(d.summary.contains("does not exist"), "{}", d.summary);
-    assert_eq!(d.repository.as_deref(), Some(gone.display().to_string().as_str()));
+    assert_eq!(
+        d.repository.as_deref(),
+        Some(gone.display().to_string().as_str())
+    );
     assert!(d.root_cause.is_none());
 }
 
 #[tokio::test]
 async fn a_directory_that_is_not_a_repository_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pricing_logic.py"), "def calc(p, d): return p / d\n").unwrap();
+    std::fs::write(
+        dir.path().join("pricing_logic.py"),
+        "def calc(p, d): return p / d\n",
+    )
+    .unwrap();
     let d = run(&diagnoser(dir.path(), nothing_known()), examples::anomaly()).await;
     assert_eq!(d.status, DiagnosisStatus::RepositoryMissing);
     assert!(d.summary.contains("not a git repository"), "{}", d.summary);
@@ -193,7 +284,12 @@ async fn trace_files_not_in_the_repository() {
     });
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
     assert_eq!(d.status, DiagnosisStatus::NotInRepository, "{}", d.summary);
-    assert!(d.summary.contains("no in-app frame of the trace is a file of"), "{}", d.summary);
+    assert!(
+        d.summary
+            .contains("no in-app frame of the trace is a file of"),
+        "{}",
+        d.summary
+    );
     assert!(d.summary.contains("invoice.py"), "{}", d.summary);
     assert_eq!(d.commit.as_deref(), Some(head.as_str()));
     assert!(d.root_cause.is_none());
@@ -232,31 +328,60 @@ async fn known_fixes_become_a_learned_hypothesis() {
         last_incident_id: Some("old-incident".into()),
         last_diff: Some("--- a/pricing_logic.py".into()),
     };
-    let d = run(&diagnoser(dir.path(), FakeKnowledge(Ok(vec![fix.clone()]))), examples::anomaly()).await;
+    let d = run(
+        &diagnoser(dir.path(), FakeKnowledge(Ok(vec![fix.clone()]))),
+        examples::anomaly(),
+    )
+    .await;
     assert_eq!(d.known_fixes, vec![fix]);
-    let learned: Vec<&Hypothesis> = d.hypotheses.iter().filter(|h| h.source == HypothesisSource::Learned).collect();
+    let learned: Vec<&Hypothesis> = d
+        .hypotheses
+        .iter()
+        .filter(|h| h.source == HypothesisSource::Learned)
+        .collect();
     assert_eq!(learned.len(), 1);
     let h = learned[0];
     assert_eq!(h.category, "division-by-zero");
-    assert!(h.summary.contains("python.zero-division-guard") && h.summary.contains("3 of 3"), "{}", h.summary);
+    assert!(
+        h.summary.contains("python.zero-division-guard") && h.summary.contains("3 of 3"),
+        "{}",
+        h.summary
+    );
     assert_eq!(h.file.as_deref(), Some("pricing_logic.py"));
-    assert!(h.evidence.iter().any(|e| e.kind == "learned" && e.detail.contains("median 26s")));
+    assert!(
+        h.evidence
+            .iter()
+            .any(|e| e.kind == "learned" && e.detail.contains("median 26s"))
+    );
     // Ranks are 1..n in order of confidence.
     let ranks: Vec<i32> = d.hypotheses.iter().map(|h| h.rank).collect();
     assert_eq!(ranks, (1..=d.hypotheses.len() as i32).collect::<Vec<_>>());
-    assert!(d.hypotheses.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+    assert!(
+        d.hypotheses
+            .windows(2)
+            .all(|w| w[0].confidence >= w[1].confidence)
+    );
 }
 
 #[tokio::test]
 async fn a_learner_that_is_down_does_not_block_the_diagnosis() {
     let dir = tempfile::tempdir().unwrap();
     pricing_repo(dir.path());
-    let d = run(&diagnoser(dir.path(), FakeKnowledge(Err("connection refused".into()))), examples::anomaly()).await;
+    let d = run(
+        &diagnoser(dir.path(), FakeKnowledge(Err("connection refused".into()))),
+        examples::anomaly(),
+    )
+    .await;
     assert_eq!(d.status, DiagnosisStatus::Localized);
     assert!(d.known_fixes.is_empty());
-    assert!(d.hypotheses.iter().all(|h| h.source == HypothesisSource::Rule));
     assert!(
-        all_evidence(&d).iter().any(|e| e.contains("learning store unreachable: connection refused; known fixes not consulted")),
+        d.hypotheses
+            .iter()
+            .all(|h| h.source == HypothesisSource::Rule)
+    );
+    assert!(
+        all_evidence(&d).iter().any(|e| e
+            .contains("learning store unreachable: connection refused; known fixes not consulted")),
         "{:#?}",
         all_evidence(&d)
     );
@@ -266,10 +391,22 @@ async fn a_learner_that_is_down_does_not_block_the_diagnosis() {
 async fn the_real_http_client_against_nothing_still_diagnoses() {
     let dir = tempfile::tempdir().unwrap();
     pricing_repo(dir.path());
-    let client = HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", std::time::Duration::from_millis(300)).unwrap();
-    let d = run(&Diagnoser::new(catalog(dir.path()), Arc::new(client)), examples::anomaly()).await;
+    let client = HttpKnowledgeClient::with_timeout(
+        "http://127.0.0.1:9",
+        std::time::Duration::from_millis(300),
+    )
+    .unwrap();
+    let d = run(
+        &Diagnoser::new(catalog(dir.path()), Arc::new(client)),
+        examples::anomaly(),
+    )
+    .await;
     assert_eq!(d.status, DiagnosisStatus::Localized);
-    assert!(all_evidence(&d).iter().any(|e| e.starts_with("learned: learning store unreachable")));
+    assert!(
+        all_evidence(&d)
+            .iter()
+            .any(|e| e.starts_with("learned: learning store unreachable"))
+    );
 }
 
 #[tokio::test]
@@ -289,13 +426,19 @@ async fn anomaly_without_incident_is_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
     let mut anomaly = examples::anomaly();
     anomaly.incident_id = String::new();
-    let err = diagnoser(dir.path(), nothing_known()).process(anomaly, &RecordContext::default()).await.unwrap_err();
+    let err = diagnoser(dir.path(), nothing_known())
+        .process(anomaly, &RecordContext::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StageError::Invalid(_)));
 }
 
 #[test]
 fn the_example_catalog_loads_into_a_diagnoser() {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/catalog.toml"));
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/catalog.toml"
+    ));
     let d = Diagnoser::from_config(&path, DEFAULT_LEARNER_URL).unwrap();
     assert!(format!("{d:?}").contains("services: 1"));
 }

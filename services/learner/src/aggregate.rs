@@ -119,7 +119,11 @@ pub struct FixAggregate {
 impl FixAggregate {
     /// An empty aggregate for a fingerprint and strategy.
     pub fn new(fingerprint: &str, strategy: &str) -> Self {
-        FixAggregate { fingerprint: fingerprint.to_string(), strategy: strategy.to_string(), ..Default::default() }
+        FixAggregate {
+            fingerprint: fingerprint.to_string(),
+            strategy: strategy.to_string(),
+            ..Default::default()
+        }
     }
 
     /// Adds one outcome's contribution.
@@ -134,7 +138,10 @@ impl FixAggregate {
             }
         }
         if let Some(secs) = c.heal_secs {
-            self.heal_samples.push(HealSample { incident_id: c.incident_id.clone(), secs });
+            self.heal_samples.push(HealSample {
+                incident_id: c.incident_id.clone(),
+                secs,
+            });
             if self.heal_samples.len() > MAX_HEAL_SAMPLES {
                 let extra = self.heal_samples.len() - MAX_HEAL_SAMPLES;
                 self.heal_samples.drain(..extra);
@@ -176,7 +183,11 @@ impl FixAggregate {
         }
         v.sort_by(f64::total_cmp);
         let mid = v.len() / 2;
-        Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+        Some(if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        })
     }
 
     /// Lower bound of the 95 % Wilson interval of the heal rate: 1 of 1 ranks below 9 of 10.
@@ -188,7 +199,10 @@ impl FixAggregate {
     /// last one tried, because a reused diff should be one that worked.
     pub fn to_known_fix(&self) -> KnownFix {
         let (incident, diff) = if self.last_healed_incident_id.is_some() {
-            (self.last_healed_incident_id.clone(), self.last_healed_diff.clone())
+            (
+                self.last_healed_incident_id.clone(),
+                self.last_healed_diff.clone(),
+            )
         } else {
             (self.last_incident_id.clone(), self.last_diff.clone())
         };
@@ -268,10 +282,16 @@ mod tests {
     fn median_of_even_and_odd_counts() {
         let mut a = FixAggregate::new("f", "s");
         for (i, s) in [10.0, 30.0, 20.0].iter().enumerate() {
-            a.heal_samples.push(HealSample { incident_id: i.to_string(), secs: *s });
+            a.heal_samples.push(HealSample {
+                incident_id: i.to_string(),
+                secs: *s,
+            });
         }
         assert_eq!(a.median_heal_secs(), Some(20.0));
-        a.heal_samples.push(HealSample { incident_id: "x".into(), secs: 40.0 });
+        a.heal_samples.push(HealSample {
+            incident_id: "x".into(),
+            secs: 40.0,
+        });
         assert_eq!(a.median_heal_secs(), Some(25.0));
     }
 
@@ -281,7 +301,10 @@ mod tests {
         let mut a = FixAggregate::new(&c.fingerprint, &c.strategy);
         a.add(&c);
         assert_eq!((a.healed, a.attempts), (1, 1));
-        assert_eq!(a.to_known_fix().last_incident_id.as_deref(), Some(c.incident_id.as_str()));
+        assert_eq!(
+            a.to_known_fix().last_incident_id.as_deref(),
+            Some(c.incident_id.as_str())
+        );
         a.remove(&c);
         assert_eq!((a.healed, a.attempts), (0, 0));
         assert!(a.heal_samples.is_empty());

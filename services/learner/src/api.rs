@@ -45,7 +45,11 @@ pub fn router(learner: Learner) -> Router {
 
 fn unavailable(e: LearnerError) -> Response {
     tracing::error!(error = %e, "learning store read failed");
-    (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({ "error": e.to_string() })),
+    )
+        .into_response()
 }
 
 async fn fixes(State(learner): State<Learner>, Path(fingerprint): Path<String>) -> Response {

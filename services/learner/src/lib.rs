@@ -15,6 +15,7 @@ pub mod error;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +52,25 @@ struct Inner {
     write: Mutex<()>,
 }
 
+/// The aggregate of a fingerprint and strategy among those being changed, loaded from the
+/// store (or new) the first time.
+fn aggregate_for<'m>(
+    store: &dyn KnowledgeStore,
+    changed: &'m mut BTreeMap<(String, String), FixAggregate>,
+    fingerprint: &str,
+    strategy: &str,
+) -> Result<&'m mut FixAggregate, LearnerError> {
+    match changed.entry((fingerprint.to_string(), strategy.to_string())) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let agg = store
+                .fix(fingerprint, strategy)?
+                .unwrap_or_else(|| FixAggregate::new(fingerprint, strategy));
+            Ok(e.insert(agg))
+        }
+    }
+}
+
 /// The learning stage and its store; cheap to clone (the API router holds a clone).
 #[derive(Clone)]
 pub struct Learner {
@@ -71,7 +91,12 @@ impl Learner {
 
     /// A learner over any store.
     pub fn with_store(store: Arc<dyn KnowledgeStore>) -> Learner {
-        Learner { inner: Arc::new(Inner { store, write: Mutex::new(()) }) }
+        Learner {
+            inner: Arc::new(Inner {
+                store,
+                write: Mutex::new(()),
+            }),
+        }
     }
 
     /// Stores one outcome and counts its fix, once per incident.
@@ -89,29 +114,31 @@ impl Learner {
         }
         // Aggregates touched, by key; the old contribution is removed before the new one is added.
         let mut changed: BTreeMap<(String, String), FixAggregate> = BTreeMap::new();
-        let load = |fp: &str, st: &str, changed: &mut BTreeMap<(String, String), FixAggregate>| -> Result<(), LearnerError> {
-            let key = (fp.to_string(), st.to_string());
-            if !changed.contains_key(&key) {
-                let agg = store.fix(fp, st)?.unwrap_or_else(|| FixAggregate::new(fp, st));
-                changed.insert(key, agg);
-            }
-            Ok(())
-        };
         if let Some(old) = previous.as_ref().and_then(aggregate::contribution) {
-            load(&old.fingerprint, &old.strategy, &mut changed)?;
-            if let Some(agg) = changed.get_mut(&(old.fingerprint.clone(), old.strategy.clone())) {
-                agg.remove(&old);
-            }
+            aggregate_for(
+                store.as_ref(),
+                &mut changed,
+                &old.fingerprint,
+                &old.strategy,
+            )?
+            .remove(&old);
         }
         if let Some(new) = aggregate::contribution(outcome) {
-            load(&new.fingerprint, &new.strategy, &mut changed)?;
-            if let Some(agg) = changed.get_mut(&(new.fingerprint.clone(), new.strategy.clone())) {
-                agg.add(&new);
-            }
+            aggregate_for(
+                store.as_ref(),
+                &mut changed,
+                &new.fingerprint,
+                &new.strategy,
+            )?
+            .add(&new);
         }
         let changed: Vec<FixAggregate> = changed.into_values().collect();
         store.commit(outcome, &changed)?;
-        Ok(if previous.is_some() { Recorded::Replaced } else { Recorded::New })
+        Ok(if previous.is_some() {
+            Recorded::Replaced
+        } else {
+            Recorded::New
+        })
     }
 
     /// The fixes tried on a fingerprint, best first.
@@ -143,7 +170,10 @@ impl Learner {
             .into_iter()
             .map(|(fingerprint, mut aggs)| {
                 rank(&mut aggs);
-                FingerprintFixes { fingerprint, fixes: aggs.iter().map(FixAggregate::to_known_fix).collect() }
+                FingerprintFixes {
+                    fingerprint,
+                    fixes: aggs.iter().map(FixAggregate::to_known_fix).collect(),
+                }
             })
             .collect())
     }
@@ -176,7 +206,11 @@ impl Stage for Learner {
         "learner"
     }
 
-    async fn process(&self, input: Outcome, ctx: &RecordContext) -> Result<Vec<Outcome>, StageError> {
+    async fn process(
+        &self,
+        input: Outcome,
+        ctx: &RecordContext,
+    ) -> Result<Vec<Outcome>, StageError> {
         let learner = self.clone();
         let incident = input.incident_id.clone();
         // RocksDB calls block (a synced write); keep them off the async workers.

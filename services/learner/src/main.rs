@@ -41,16 +41,25 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    let learner = Learner::open(&args.db_path).with_context(|| format!("opening {}", args.db_path.display()))?;
-    let api = serve(args.api_addr, learner.router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .with_context(|| format!("binding the query API on {}", args.api_addr))?;
+    let learner = Learner::open(&args.db_path)
+        .with_context(|| format!("opening {}", args.db_path.display()))?;
+    let api = serve(
+        args.api_addr,
+        learner.router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the query API on {}", args.api_addr))?;
     tracing::info!(%api, db = %args.db_path.display(), "learner query API listening");
     // The ops endpoint on --http-addr as well, like every other stage (probes are configured per port).
     if args.runtime.http_addr != args.api_addr {
-        serve(args.runtime.http_addr, selfheal_core::http::ops_router(health.clone(), metrics.clone()), shutdown.clone())
-            .await
-            .with_context(|| format!("binding {}", args.runtime.http_addr))?;
+        serve(
+            args.runtime.http_addr,
+            selfheal_core::http::ops_router(health.clone(), metrics.clone()),
+            shutdown.clone(),
+        )
+        .await
+        .with_context(|| format!("binding {}", args.runtime.http_addr))?;
     }
     let shared = Shared {
         kafka: args.kafka,

@@ -59,7 +59,9 @@ pub struct RocksStore {
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksStore").field("path", &self.db.path()).finish()
+        f.debug_struct("RocksStore")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -68,8 +70,10 @@ impl RocksStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LearnerError> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| LearnerError::Io { path: parent.display().to_string(), message: e.to_string() })?;
+            std::fs::create_dir_all(parent).map_err(|e| LearnerError::Io {
+                path: parent.display().to_string(),
+                message: e.to_string(),
+            })?;
         }
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -77,26 +81,38 @@ impl RocksStore {
         Ok(RocksStore { db })
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LearnerError> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, LearnerError> {
         match self.db.get(key.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| LearnerError::Corrupt { key: key.to_string(), message: e.to_string() }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| LearnerError::Corrupt {
+                        key: key.to_string(),
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 
     fn scan_fixes(&self, prefix: &str) -> Result<Vec<FixAggregate>, LearnerError> {
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward))
+        {
             let (key, value) = item?;
             if !key.starts_with(prefix.as_bytes()) {
                 break;
             }
-            let agg: FixAggregate = serde_json::from_slice(&value).map_err(|e| LearnerError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                message: e.to_string(),
-            })?;
+            let agg: FixAggregate =
+                serde_json::from_slice(&value).map_err(|e| LearnerError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    message: e.to_string(),
+                })?;
             out.push(agg);
         }
         Ok(out)
@@ -126,9 +142,15 @@ impl KnowledgeStore for RocksStore {
 
     fn commit(&self, outcome: &Outcome, changed: &[FixAggregate]) -> Result<(), LearnerError> {
         let mut batch = WriteBatch::default();
-        batch.put(outcome_key(&outcome.incident_id).as_bytes(), to_json(outcome)?);
+        batch.put(
+            outcome_key(&outcome.incident_id).as_bytes(),
+            to_json(outcome)?,
+        );
         for agg in changed {
-            batch.put(fix_key(&agg.fingerprint, &agg.strategy).as_bytes(), to_json(agg)?);
+            batch.put(
+                fix_key(&agg.fingerprint, &agg.strategy).as_bytes(),
+                to_json(agg)?,
+            );
         }
         // Synced: the runner stores the Kafka offset right after this returns, so the
         // outcome must be on disk, not only in the page cache.

@@ -9,7 +9,13 @@ use tower::ServiceExt;
 
 use super::*;
 
-fn outcome(incident: &str, fingerprint: &str, strategy: &str, status: OutcomeStatus, outcome_ms: i64) -> Outcome {
+fn outcome(
+    incident: &str,
+    fingerprint: &str,
+    strategy: &str,
+    status: OutcomeStatus,
+    outcome_ms: i64,
+) -> Outcome {
     let mut o = examples::outcome();
     o.incident_id = incident.to_string();
     o.fingerprint = fingerprint.to_string();
@@ -40,7 +46,10 @@ fn stores_the_example_outcome() {
     assert_eq!((f.healed, f.attempts), (1, 1));
     assert_eq!(f.median_heal_secs, Some(26.0));
     assert_eq!(f.last_incident_id.as_deref(), Some(o.incident_id.as_str()));
-    assert_eq!(f.last_diff.as_deref(), Some(o.fix.as_ref().unwrap().diff.as_str()));
+    assert_eq!(
+        f.last_diff.as_deref(),
+        Some(o.fix.as_ref().unwrap().diff.as_str())
+    );
     assert_eq!(learner.outcome(&o.incident_id).unwrap(), Some(o));
     assert!(learner.fixes_for("unknown").is_empty());
 }
@@ -62,13 +71,18 @@ fn replayed_outcome_counts_once() {
 fn corrected_outcome_replaces_the_old_contribution() {
     let dir = tempfile::tempdir().unwrap();
     let learner = open(&dir);
-    learner.record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000)).unwrap();
+    learner
+        .record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000))
+        .unwrap();
     let recurred = outcome("i1", "fp", "s", OutcomeStatus::Recurred, 100_000);
     assert_eq!(learner.record(&recurred).unwrap(), Recorded::Replaced);
     let f = &learner.fixes_for("fp")[0];
     assert_eq!((f.healed, f.attempts), (0, 1));
     assert_eq!(f.median_heal_secs, None);
-    assert_eq!(learner.outcome("i1").unwrap().unwrap().status, OutcomeStatus::Recurred);
+    assert_eq!(
+        learner.outcome("i1").unwrap().unwrap().status,
+        OutcomeStatus::Recurred
+    );
 }
 
 #[test]
@@ -78,7 +92,9 @@ fn ranks_by_wilson_bound_then_healed_then_recency() {
     let mut n = 0;
     let mut rec = |strategy: &str, status: OutcomeStatus, ms: i64| {
         n += 1;
-        learner.record(&outcome(&format!("i{n}"), "fp", strategy, status, ms)).unwrap();
+        learner
+            .record(&outcome(&format!("i{n}"), "fp", strategy, status, ms))
+            .unwrap();
     };
     // "steady": 4 of 5 healed. "lucky": 1 of 1. "bad": 0 of 2. "lucky-recent": 1 of 1, newer.
     for _ in 0..4 {
@@ -106,15 +122,24 @@ fn data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let learner = open(&dir);
-        learner.record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000)).unwrap();
-        learner.record(&outcome("i2", "fp", "s", OutcomeStatus::Healed, 200_000)).unwrap();
+        learner
+            .record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000))
+            .unwrap();
+        learner
+            .record(&outcome("i2", "fp", "s", OutcomeStatus::Healed, 200_000))
+            .unwrap();
     }
     let learner = open(&dir);
     let f = &learner.fixes_for("fp")[0];
     assert_eq!((f.healed, f.attempts), (2, 2));
     assert_eq!(f.last_incident_id.as_deref(), Some("i2"));
     // Idempotency survives the restart too.
-    assert_eq!(learner.record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000)).unwrap(), Recorded::Duplicate);
+    assert_eq!(
+        learner
+            .record(&outcome("i1", "fp", "s", OutcomeStatus::Healed, 100_000))
+            .unwrap(),
+        Recorded::Duplicate
+    );
     assert_eq!(learner.fixes_for("fp")[0].attempts, 2);
 }
 
@@ -122,8 +147,18 @@ fn data_survives_a_restart() {
 fn the_last_diff_offered_is_the_last_that_healed() {
     let dir = tempfile::tempdir().unwrap();
     let learner = open(&dir);
-    learner.record(&outcome("good", "fp", "s", OutcomeStatus::Healed, 100_000)).unwrap();
-    learner.record(&outcome("later-bad", "fp", "s", OutcomeStatus::RolledBack, 200_000)).unwrap();
+    learner
+        .record(&outcome("good", "fp", "s", OutcomeStatus::Healed, 100_000))
+        .unwrap();
+    learner
+        .record(&outcome(
+            "later-bad",
+            "fp",
+            "s",
+            OutcomeStatus::RolledBack,
+            200_000,
+        ))
+        .unwrap();
     let f = &learner.fixes_for("fp")[0];
     assert_eq!(f.last_incident_id.as_deref(), Some("good"));
     assert_eq!(f.last_diff.as_deref(), Some("diff of good"));
@@ -148,13 +183,21 @@ async fn stage_returns_no_records_and_maps_invalid_to_dead_letter() {
     assert_eq!(learner.fixes_for(&examples::outcome().fingerprint).len(), 1);
     let mut bad = examples::outcome();
     bad.incident_id = " ".into();
-    assert!(matches!(learner.process(bad, &ctx).await, Err(StageError::Invalid(_))));
+    assert!(matches!(
+        learner.process(bad, &ctx).await,
+        Err(StageError::Invalid(_))
+    ));
 }
 
 async fn get(router: axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
-    let resp = router.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
@@ -165,7 +208,15 @@ async fn http_api_answers_fixes_and_outcomes() {
     let learner = open(&dir);
     let o = examples::outcome();
     learner.record(&o).unwrap();
-    learner.record(&outcome("i2", "other-fp", "s", OutcomeStatus::RolledBack, 5_000)).unwrap();
+    learner
+        .record(&outcome(
+            "i2",
+            "other-fp",
+            "s",
+            OutcomeStatus::RolledBack,
+            5_000,
+        ))
+        .unwrap();
     let router = learner.router(Health::new(), Metrics::shared());
 
     let (status, body) = get(router.clone(), &format!("/v1/fixes/{}", o.fingerprint)).await;
@@ -177,12 +228,19 @@ async fn http_api_answers_fixes_and_outcomes() {
 
     let (status, body) = get(router.clone(), "/v1/fixes/never-seen").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, serde_json::json!({"fingerprint": "never-seen", "fixes": []}));
+    assert_eq!(
+        body,
+        serde_json::json!({"fingerprint": "never-seen", "fixes": []})
+    );
 
     let (status, body) = get(router.clone(), "/v1/fixes").await;
     assert_eq!(status, StatusCode::OK);
     let all: AllFixes = serde_json::from_value(body).unwrap();
-    let fps: Vec<&str> = all.fingerprints.iter().map(|f| f.fingerprint.as_str()).collect();
+    let fps: Vec<&str> = all
+        .fingerprints
+        .iter()
+        .map(|f| f.fingerprint.as_str())
+        .collect();
     assert_eq!(fps, [o.fingerprint.as_str(), "other-fp"]);
 
     let (status, body) = get(router.clone(), &format!("/v1/outcomes/{}", o.incident_id)).await;
@@ -192,6 +250,9 @@ async fn http_api_answers_fixes_and_outcomes() {
     let (status, _) = get(router.clone(), "/v1/outcomes/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let resp = router.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
