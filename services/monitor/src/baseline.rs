@@ -46,6 +46,17 @@ impl Baseline {
         self.samples = self.samples.saturating_add(1);
     }
 
+    /// Adds an anomalous window's rate with the small weight `alpha`; a first sample
+    /// starts from a zero prior instead of becoming the mean.
+    pub fn update_slow(&mut self, rate: f64, alpha: f64) {
+        if self.samples == 0 {
+            self.samples = 1;
+            self.mean = 0.0;
+            self.variance = 0.0;
+        }
+        self.update(rate, alpha);
+    }
+
     /// Standard deviation of the error rate.
     pub fn stddev(&self) -> f64 {
         self.variance.max(0.0).sqrt()

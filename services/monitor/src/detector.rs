@@ -230,11 +230,10 @@ impl Detector {
     }
 
     fn window_mut(&mut self, service: &str, op: &str) -> &mut SlidingWindow {
-        let (w, min, alpha, max_ops) =
-            (self.config.window_ms(), self.config.min_requests, self.config.baseline_alpha, self.config.max_operations);
+        let (w, rule, alpha, max_ops) = (self.config.window_ms(), self.rule, self.config.baseline_alpha, self.config.max_operations);
         self.windows
             .get_or_insert_with(service.to_string(), || Lru::new(max_ops))
-            .get_or_insert_with(op.to_string(), || SlidingWindow::new(w, min, alpha))
+            .get_or_insert_with(op.to_string(), || SlidingWindow::new(w, rule, alpha))
     }
 
     /// The window counts and baseline of an operation, or of the whole service when the

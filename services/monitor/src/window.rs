@@ -3,7 +3,10 @@
 //! The window is made of ten buckets of `window / 10`; the current window is the
 //! buckets within one window length of the newest one. Buckets that slide out are
 //! merged into an "older window" that enters the operation's [`Baseline`] once it is
-//! at least one window long and holds at least `min_requests` requests. A late event
+//! at least one window long and holds at least `min_requests` requests. An older
+//! window that was itself anomalous by the [`RateRule`] enters with a tenth of the
+//! usual weight, so an incident's own errors do not hide its recurrence, while a
+//! lasting change of level is still learnt, slowly. A late event
 //! (out of order, or a skewed clock) is counted in the bucket of its time while that
 //! bucket is still in the window and in the oldest bucket otherwise, so replaying the
 //! same records gives the same counts and nothing is lost.
@@ -11,7 +14,7 @@
 use std::collections::VecDeque;
 use std::collections::HashMap;
 
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, RateRule};
 
 /// Buckets per window.
 const BUCKETS: i64 = 10;
@@ -64,7 +67,7 @@ pub struct SlidingWindow {
     buckets: VecDeque<Bucket>,
     /// Older buckets not yet in the baseline: (start, end, requests, errors).
     pending: Option<(i64, i64, u64, u64)>,
-    min_requests: u64,
+    rule: RateRule,
     alpha: f64,
     /// The operation's own recent error rate.
     pub baseline: Baseline,
@@ -72,15 +75,16 @@ pub struct SlidingWindow {
 }
 
 impl SlidingWindow {
-    /// An empty window of `window_ms`; baseline windows need `min_requests` requests.
-    pub fn new(window_ms: i64, min_requests: u64, alpha: f64) -> Self {
+    /// An empty window of `window_ms`; older windows enter the baseline with weight
+    /// `alpha` once they hold `rule.min_requests` requests.
+    pub fn new(window_ms: i64, rule: RateRule, alpha: f64) -> Self {
         let window_ms = window_ms.max(BUCKETS);
         SlidingWindow {
             window_ms,
             bucket_ms: window_ms / BUCKETS,
             buckets: VecDeque::new(),
             pending: None,
-            min_requests: min_requests.max(1),
+            rule,
             alpha,
             baseline: Baseline::default(),
             samples: VecDeque::new(),
@@ -150,9 +154,13 @@ impl SlidingWindow {
         }
         if let Some((s, e, r, err)) = self.pending
             && e - s >= self.window_ms
-            && r >= self.min_requests
+            && r >= self.rule.min_requests.max(1)
         {
-            self.baseline.update(err as f64 / r as f64, self.alpha);
+            if self.rule.fires(r, err, &self.baseline) {
+                self.baseline.update_slow(err as f64 / r as f64, self.alpha / 10.0);
+            } else {
+                self.baseline.update(err as f64 / r as f64, self.alpha);
+            }
             self.pending = None;
         }
     }
@@ -176,7 +184,7 @@ mod tests {
 
     #[test]
     fn counts_within_the_window_and_slides() {
-        let mut w = SlidingWindow::new(10_000, 5, 0.3);
+        let mut w = SlidingWindow::new(10_000, RateRule::default(), 0.3);
         for i in 0..20 {
             w.record(1_000_000 + i * 100, i % 10 == 0);
         }
@@ -187,13 +195,21 @@ mod tests {
         w.record(1_000_000 + 25_000, false);
         let t = w.totals();
         assert_eq!((t.requests, t.errors), (1, 0));
-        assert_eq!(w.baseline.samples, 1);
-        assert!((w.baseline.mean - 0.1).abs() < 1e-9, "{:?}", w.baseline);
+        assert_eq!(w.baseline.samples, 2);
+        // 10 % was anomalous against an empty baseline: it enters with a tenth of the weight.
+        assert!((w.baseline.mean - 0.003).abs() < 1e-9, "{:?}", w.baseline);
+        // A normal window enters with the full weight.
+        for i in 0..20 {
+            w.record(1_030_000 + i * 100, i == 0);
+        }
+        w.record(1_060_000, false);
+        assert_eq!(w.baseline.samples, 3);
+        assert!((w.baseline.mean - (0.003 + 0.3 * (1.0 / 21.0 - 0.003))).abs() < 1e-9, "{:?}", w.baseline);
     }
 
     #[test]
     fn late_events_are_counted_once() {
-        let mut w = SlidingWindow::new(10_000, 5, 0.3);
+        let mut w = SlidingWindow::new(10_000, RateRule::default(), 0.3);
         w.record(50_000, false);
         w.record(45_000, true); // out of order, inside the window
         w.record(10_000, true); // very late: counted in the oldest bucket
@@ -203,7 +219,7 @@ mod tests {
 
     #[test]
     fn quiet_windows_merge_until_they_have_enough_requests() {
-        let mut w = SlidingWindow::new(1_000, 5, 0.3);
+        let mut w = SlidingWindow::new(1_000, RateRule::default(), 0.3);
         for i in 0..4 {
             w.record(i * 2_000, true);
         }
@@ -211,15 +227,15 @@ mod tests {
         w.record(20_000, false);
         assert_eq!(w.baseline.samples, 0);
         w.record(21_000, false);
-        assert_eq!(w.baseline.samples, 1);
-        assert!((w.baseline.mean - 0.8).abs() < 1e-9, "{:?}", w.baseline);
+        assert_eq!(w.baseline.samples, 2);
+        assert!((w.baseline.mean - 0.03 * 0.8).abs() < 1e-9, "{:?}", w.baseline);
         w.record(40_000, false);
-        assert_eq!(w.baseline.samples, 1);
+        assert_eq!(w.baseline.samples, 2);
     }
 
     #[test]
     fn samples_are_bounded_and_windowed() {
-        let mut w = SlidingWindow::new(10_000, 5, 0.3);
+        let mut w = SlidingWindow::new(10_000, RateRule::default(), 0.3);
         for i in 0..8 {
             w.record(i * 100, true);
             w.sample(FailureSample { ts: i * 100, trace_id: Some(format!("t{i}")), inputs: HashMap::new() });
