@@ -345,6 +345,7 @@ mod tests {
         assert!(t.code.contains("from pricing_logic import calc"));
         assert!(t.code.contains("assert calc(49.99, 0.0) == 49.99\n"), "{}", t.code);
         assert!(t.code.contains("assert calc(49.99, 0.5) == 49.99 / 0.5\n"), "{}", t.code);
+        assert_parses(&t.code);
     }
 
     #[test]
@@ -359,10 +360,25 @@ mod tests {
         ])];
         let src = include_str!("../../../examples/pricing-api/pricing_logic.py");
         let t = build(&d, d.root_cause.as_ref().unwrap(), src, ".").unwrap();
-        assert!(!t.code.contains("os.system"), "{}", t.code);
+        // Ids are reduced to [A-Za-z0-9_.-] in the docstring, values re-printed from numbers.
+        assert!(!t.code.contains("os.system("), "{}", t.code);
         assert!(!t.code.contains("import os #"), "{}", t.code);
+        assert!(t.code.contains("incident ximportos (fingerprint os.systemx)"), "{}", t.code);
+        assert_parses(&t.code);
         // Nothing numeric and non-zero: the fallbacks are used.
         assert!(t.code.contains("assert calc(1.0, 0.0) == 1.0\n"), "{}", t.code);
+    }
+
+    /// The generated test must be valid Python: checked with the real interpreter.
+    fn assert_parses(code: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::tests_support::python())
+            .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(code.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "not valid Python:\n{code}");
     }
 
     #[test]
@@ -385,6 +401,7 @@ mod tests {
         assert!(t.code.contains("from shop.split import share"), "{}", t.code);
         assert!(t.code.contains("\"src\""), "{}", t.code);
         assert!(t.code.contains("    share(12.5, 0)\n"), "{}", t.code);
+        assert_parses(&t.code);
         // An assignment's value is not known: no "keeps result" assertion.
         assert!(!t.code.contains("keeps_result"));
     }

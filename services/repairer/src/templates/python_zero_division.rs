@@ -294,6 +294,9 @@ pub fn analyze_expression(expr: &str) -> Result<Division, String> {
     if expr.contains(['"', '\'']) {
         return Err("the expression holds a string literal".into());
     }
+    if !expr.contains(['/', '%']) {
+        return Err("no division in the expression".into());
+    }
     for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if REFUSED_WORDS.contains(&word) {
             return Err(format!("the expression uses `{word}`"));
