@@ -9,7 +9,9 @@
 //!    sliding window (see [`crate::window`] and the rule in [`crate::baseline`]).
 //! 2. A log record's body feeds the service's log template model ([`crate::logs`]).
 //! 3. An event with an exception (span event or `exception.*` log attributes) is a
-//!    failure with a fingerprint ([`crate::fingerprint`]). A span and the log record of
+//!    failure with a fingerprint ([`crate::fingerprint`]) when the span failed (status
+//!    `Error` or HTTP 5xx) or the log record is at error level or above (or has no
+//!    level); a handled exception on a successful request is not a failure. A span and the log record of
 //!    the same failure (same trace and span id) count once.
 //!    - An open incident of (service, fingerprint) absorbs it: counters change, nothing
 //!      is emitted.
@@ -34,7 +36,7 @@
 use std::collections::HashMap;
 
 use selfheal_drain::signals::SignalKind as LogSignal;
-use selfheal_events::{Anomaly, AnomalyKind, Evidence, SignalKind, SpanStatus, TelemetryEvent, Timeline};
+use selfheal_events::{Anomaly, AnomalyKind, Evidence, Severity, SignalKind, SpanStatus, TelemetryEvent, Timeline};
 
 use crate::baseline::{Baseline, RateRule};
 use crate::config::MonitorConfig;
@@ -95,6 +97,17 @@ pub fn operation_of(e: &TelemetryEvent) -> Option<String> {
         }
     };
     op.map(|o| truncate_head(o.trim(), MAX_NAME).to_string()).filter(|o| !o.is_empty())
+}
+
+/// Whether an event's exception is a failure rather than a handled exception: a span
+/// that failed (status `Error` or HTTP 5xx), a log record at error level or above (or
+/// without a level), anything else that carries one.
+fn reports_a_failure(e: &TelemetryEvent) -> bool {
+    match e.kind {
+        SignalKind::Span => is_error(e),
+        SignalKind::Log => e.severity >= Severity::Error || e.severity == Severity::Unspecified,
+        SignalKind::Metric | SignalKind::Alert => true,
+    }
 }
 
 /// The key under which a failure reported as a span and as a log record counts once.
@@ -242,7 +255,8 @@ impl Detector {
         let Some(ops) = self.windows.peek(service) else {
             return (WindowTotals::default(), Baseline::default(), Vec::new());
         };
-        if let Some(w) = op.and_then(|o| ops.peek(o)) {
+        // A log record's operation may have no requests (its route is not the span name).
+        if let Some(w) = op.and_then(|o| ops.peek(o)).filter(|w| w.totals().requests > 0) {
             return (w.totals(), w.baseline, w.samples());
         }
         let mut t = WindowTotals { start_ms: i64::MAX, end_ms: i64::MIN, ..WindowTotals::default() };
@@ -265,7 +279,7 @@ impl Detector {
             t.start_ms = 0;
             t.end_ms = 0;
         }
-        samples.sort_by(|a, b| b.ts.cmp(&a.ts));
+        samples.sort_by_key(|s| std::cmp::Reverse(s.ts));
         let baseline = Baseline { mean: if weight > 0.0 { weighted / weight } else { 0.0 }, ..Baseline::default() };
         (t, baseline, samples)
     }
@@ -293,7 +307,7 @@ impl Detector {
         if request && let Some(op) = &op {
             self.window_mut(&service, op).record(ts, failed);
         }
-        let failure = failure_of(e);
+        let failure = failure_of(e).filter(|_| reports_a_failure(e));
         let first_report = if failure.is_some() || failed { self.book.service(&service).first_report(&failure_key(e)) } else { true };
         if first_report && (failed || failure.is_some()) && let Some(op) = &op {
             let inputs = sample_inputs(e);
@@ -504,7 +518,11 @@ impl Detector {
             Some(op) => format!("on {op}"),
             None => format!("in {}", o.service),
         };
-        let summary = format!("error rate {} (baseline {}) {place}; {}", percent(error_rate), percent(baseline.mean), o.headline);
+        let summary = if request_count > 0 && totals.requests > 0 {
+            format!("error rate {} (baseline {}) {place}; {}", percent(error_rate), percent(baseline.mean), o.headline)
+        } else {
+            format!("{} {place}", o.headline)
+        };
         let window_secs = (window_end_ms - window_start_ms) as f64 / 1000.0;
         let mut evidence = vec![Evidence {
             kind: "failing_requests".into(),

@@ -363,3 +363,19 @@ fn memory_is_bounded() {
     assert!(operations <= 16 * 8, "{operations}");
     assert!(operations > 0);
 }
+
+#[test]
+fn handled_exceptions_on_successful_requests_are_not_failures() {
+    let m = Monitor::new(MonitorConfig::default());
+    let mut handled = fail(T0);
+    handled.status = selfheal_events::SpanStatus::Unset;
+    handled.attributes.insert("http.response.status_code".into(), "200".into());
+    assert!(feed(&m, [handled.clone()]).is_empty());
+    let mut warn_log = fixture_error_log(T0 + 10, "abc");
+    warn_log.severity = Severity::Warn;
+    assert!(feed(&m, [warn_log]).is_empty());
+    assert!(m.open_incidents().is_empty());
+    // The same exception on a failing request is new: handled ones did not mark it seen.
+    let out = feed(&m, [fail(T0 + 20)]);
+    assert_eq!(out[0].signals, vec![AnomalyKind::NewFingerprint]);
+}
