@@ -186,10 +186,10 @@ impl LocalProcessDeployer {
         let log_path = logs.join(format!("{}-{role}-{version}-{stamp}.log", svc.name));
         let log = std::fs::File::create(&log_path)?;
         let mut command = spec.command.clone();
-        if let (Some(python), Some(first)) = (&self.config.python, command.first_mut()) {
-            if first == "python3" || first == "python" {
-                *first = python.clone();
-            }
+        if let (Some(python), Some(first)) = (&self.config.python, command.first_mut())
+            && (first == "python3" || first == "python")
+        {
+            *first = python.clone();
         }
         let source_dir = if svc.source_root == "." { worktree.clone() } else { worktree.join(&svc.source_root) };
         let mut cmd = Command::new(&command[0]);
@@ -343,10 +343,10 @@ async fn advance_branch(repo: &Path, branch: &str, commit: &str) -> Result<(), D
 
 /// A port to listen on: `preferred` when it is free, any free loopback port otherwise.
 fn free_port(preferred: Option<u16>) -> Result<u16, DeployError> {
-    if let Some(p) = preferred {
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return Ok(p);
-        }
+    if let Some(p) = preferred
+        && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+    {
+        return Ok(p);
     }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(l.local_addr()?.port())
@@ -370,10 +370,10 @@ async fn wait_healthy(instance: &mut Instance, health_path: &str, timeout: Durat
                 log_tail(log)
             )));
         }
-        if let Ok(r) = client.get(&url).send().await {
-            if r.status() == reqwest::StatusCode::OK {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(&url).send().await
+            && r.status() == reqwest::StatusCode::OK
+        {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(DeployError::Unhealthy(format!(
@@ -431,4 +431,158 @@ pub(crate) async fn git(repo: &Path, args: &[&str]) -> Result<String, DeployErro
         return Err(DeployError::Git { args: args.join(" "), message: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect() });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::process::Command as StdCommand;
+
+    use super::*;
+
+    const APP: &str = r#"import http.server, os
+MESSAGE = "stable"
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (MESSAGE + " " + os.environ.get("SERVICE_VERSION", "") + " " + os.environ.get("EXTRA", "")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+    fn sh(repo: &Path, args: &[&str]) -> String {
+        let out = StdCommand::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn commit_app(repo: &Path, message: &str) -> String {
+        std::fs::write(repo.join("app.py"), APP.replace("MESSAGE = \"stable\"", &format!("MESSAGE = \"{message}\""))).unwrap();
+        sh(repo, &["add", "app.py"]);
+        sh(repo, &["commit", "-q", "-m", message]);
+        sh(repo, &["rev-parse", "HEAD"])
+    }
+
+    fn tools_present() -> bool {
+        let ok = |p: &str| StdCommand::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+        ok("git") && ok("python3")
+    }
+
+    fn port() -> u16 {
+        free_port(None).unwrap()
+    }
+
+    async fn get(client: &reqwest::Client, addr: SocketAddr) -> String {
+        client.get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn stable_canary_promote_and_rollback_with_real_processes() {
+        if !tools_present() {
+            eprintln!("skipped: git or python3 not available");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        sh(&repo, &["init", "-q", "-b", "main"]);
+        let v1 = commit_app(&repo, "stable");
+        sh(&repo, &["checkout", "-q", "-b", "selfheal/inc-1"]);
+        let v2 = commit_app(&repo, "patched");
+        sh(&repo, &["checkout", "-q", "-b", "selfheal/inc-2"]);
+        let v3 = commit_app(&repo, "broken");
+        sh(&repo, &["checkout", "-q", "main"]);
+
+        let mut svc = ServiceEntry::new("tiny", &repo, "python", vec!["true".into()]);
+        let public = port();
+        svc.deploy.insert("command".into(), toml::Value::Array(vec!["python3".into(), "app.py".into()]));
+        svc.deploy.insert("port".into(), toml::Value::Integer(i64::from(public)));
+        svc.deploy.insert("canary_port".into(), toml::Value::Integer(i64::from(port())));
+        svc.deploy.insert("health_path".into(), toml::Value::String("/healthz".into()));
+        svc.extra_env.insert("EXTRA".into(), "x1".into());
+        let mut config = LocalProcessConfig::new(tmp.path().join("state"));
+        config.health_timeout = Duration::from_secs(20);
+        let deployer = LocalProcessDeployer::new(config);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let public_addr = SocketAddr::from(([127, 0, 0, 1], public));
+
+        // Stable from the repository's HEAD, through the proxy on the public port.
+        let stable = deployer.ensure_stable(&svc).await.unwrap();
+        assert_eq!(stable, v1[..SHORT_SHA]);
+        assert_eq!(deployer.stable_version(&svc).await.unwrap(), stable, "idempotent");
+        assert_eq!(get(&client, public_addr).await, format!("stable {stable} x1"));
+        let old_stable_addr = deployer.services.lock().await.get("tiny").unwrap().stable.addr;
+
+        // Canary at the patch commit takes exactly one request in four.
+        let mut patch = selfheal_events::examples::patch();
+        patch.incident_id = "inc-1".into();
+        patch.commit = Some(v2.clone());
+        let canary = deployer.start_canary(&svc, &patch).await.unwrap();
+        assert_eq!(canary.version, v2[..SHORT_SHA]);
+        deployer.set_canary_weight(&svc, &canary, 25).await.unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..8 {
+            answers.push(get(&client, public_addr).await);
+        }
+        assert_eq!(answers.iter().filter(|a| a.starts_with("patched")).count(), 2, "{answers:?}");
+
+        // Promotion: the canary serves everything, the branch moved, the old process is gone.
+        deployer.promote(&svc, &canary).await.unwrap();
+        for _ in 0..4 {
+            assert!(get(&client, public_addr).await.starts_with("patched"));
+        }
+        assert_eq!(sh(&repo, &["rev-parse", "main"]), v2);
+        assert!(repo.join("app.py").exists() && std::fs::read_to_string(repo.join("app.py")).unwrap().contains("patched"));
+        assert!(tokio::net::TcpStream::connect(old_stable_addr).await.is_err(), "old stable stopped");
+        assert_eq!(deployer.stable_version(&svc).await.unwrap(), v2[..SHORT_SHA]);
+
+        // A second canary that is rolled back leaves stable serving and the branch alone.
+        let mut bad = patch.clone();
+        bad.incident_id = "inc-2".into();
+        bad.commit = Some(v3.clone());
+        let canary = deployer.start_canary(&svc, &bad).await.unwrap();
+        let canary_addr: SocketAddr = canary.address.parse().unwrap();
+        deployer.set_canary_weight(&svc, &canary, 50).await.unwrap();
+        let seen: Vec<String> = get_n(&client, public_addr, 4).await;
+        assert_eq!(seen.iter().filter(|a| a.starts_with("broken")).count(), 2, "{seen:?}");
+        deployer.rollback(&svc, &canary).await.unwrap();
+        for _ in 0..4 {
+            assert!(get(&client, public_addr).await.starts_with("patched"));
+        }
+        assert!(tokio::net::TcpStream::connect(canary_addr).await.is_err(), "canary stopped");
+        assert_eq!(sh(&repo, &["rev-parse", "main"]), v2);
+
+        // A canary that never becomes healthy fails; stable keeps serving.
+        let mut missing = patch.clone();
+        missing.incident_id = "inc-3".into();
+        missing.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+        assert!(deployer.start_canary(&svc, &missing).await.is_err());
+        assert!(get(&client, public_addr).await.starts_with("patched"));
+
+        deployer.shutdown().await;
+        assert!(tokio::net::TcpStream::connect(public_addr).await.is_err(), "proxy stopped");
+        let worktrees = sh(&repo, &["worktree", "list"]);
+        assert_eq!(worktrees.lines().count(), 1, "worktrees removed: {worktrees}");
+    }
+
+    async fn get_n(client: &reqwest::Client, addr: SocketAddr, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(get(client, addr).await);
+        }
+        out
+    }
 }

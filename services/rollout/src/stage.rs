@@ -124,11 +124,11 @@ impl RolloutCore {
 
     /// Ends the incident with `steps`: remembers the last step, returns them all.
     fn finish(&self, steps: Steps) -> Vec<RolloutRecord> {
-        if let Some(last) = steps.out.last() {
-            if let Err(e) = self.store.finish(last) {
-                // The steps still go out; only replay recognition is weakened.
-                tracing::error!(incident = %last.incident_id, error = %e, "cannot record the finished rollout");
-            }
+        if let Some(last) = steps.out.last()
+            && let Err(e) = self.store.finish(last)
+        {
+            // The steps still go out; only replay recognition is weakened.
+            tracing::error!(incident = %last.incident_id, error = %e, "cannot record the finished rollout");
         }
         steps.out
     }
