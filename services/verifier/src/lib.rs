@@ -25,7 +25,7 @@ use selfheal_events::{Outcome, Rollout, Verification};
 
 pub use emitted::{Emitted, EmittedLog};
 pub use outcome::{Ending, ending_of};
-pub use watch::{FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, RecentEvents, StacktraceFingerprinter, WatchReport};
+pub use watch::{FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, RecentEvents, MonitorFingerprinter, WatchReport};
 
 /// The stage's name: group `selfheal-verifier`, dead letters `verifier.dlq`.
 pub const STAGE_NAME: &str = "verifier";
@@ -96,7 +96,11 @@ impl Verifier {
             tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
         }
         let report = self.watch.occurrences(&rollout.service, &rollout.fingerprint, from_ms, to_ms).await;
-        let verification = Verification { window_ms, occurrences: report.occurrences, requests: report.requests };
+        // An incident without an exception (error-rate or log-template symptom) has a derived
+        // fingerprint no event carries: failed requests are its occurrences.
+        let exception_based = rollout.patch.exception_type.is_some() || rollout.patch.root_cause.is_some();
+        let occurrences = if exception_based { report.occurrences } else { report.occurrences.max(report.errors) };
+        let verification = Verification { window_ms, occurrences, requests: report.requests };
         let (status, summary) = outcome::verified(rollout, &verification, report.errors, self.config.low_traffic_below);
         let out = outcome::build(rollout, status, summary, Some(verification.clone()), selfheal_core::now_ms());
         (out, verification)

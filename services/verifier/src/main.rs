@@ -11,7 +11,7 @@ use selfheal_core::metrics::Metrics;
 use selfheal_core::service::{Shared, run_stage};
 use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
 use selfheal_events::{Codec, topics};
-use selfheal_verifier::{KafkaFingerprintWatch, StacktraceFingerprinter, Verifier, VerifierConfig};
+use selfheal_verifier::{KafkaFingerprintWatch, MonitorFingerprinter, Verifier, VerifierConfig};
 
 /// Reads `rollouts`, watches telemetry after promotion, writes one Outcome per incident.
 #[derive(Debug, Parser)]
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         &args.kafka,
         codec.clone(),
         &args.kafka.topic(topics::TELEMETRY_RAW),
-        Arc::new(StacktraceFingerprinter),
+        Arc::new(MonitorFingerprinter),
         shutdown.clone(),
     )
     .context("telemetry watch")?;

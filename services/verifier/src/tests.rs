@@ -154,3 +154,19 @@ async fn state_dir_survives_restart() {
     let v2 = Verifier::new(watch, config).unwrap();
     assert!(v2.process(r, &ctx(2)).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn incident_without_exception_counts_failed_requests() {
+    let (v, _) = verifier(WatchReport { occurrences: 0, requests: 100, errors: 3 });
+    let mut r = step(RolloutStep::Promoted);
+    r.patch.exception_type = None;
+    r.patch.root_cause = None;
+    let out = v.process(r, &ctx(1)).await.unwrap();
+    assert_eq!(out[0].status, OutcomeStatus::Recurred);
+    assert_eq!(out[0].verification.as_ref().unwrap().occurrences, 3);
+    // With an exception, other failures do not count as the incident recurring.
+    let (v, _) = verifier(WatchReport { occurrences: 0, requests: 100, errors: 3 });
+    let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
+    assert_eq!(out[0].status, OutcomeStatus::Healed);
+    assert!(out[0].summary.contains("3 other failed requests"), "{}", out[0].summary);
+}

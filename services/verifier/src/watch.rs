@@ -40,24 +40,15 @@ pub trait Fingerprinter: Send + Sync {
     fn fingerprint(&self, event: &TelemetryEvent) -> Option<String>;
 }
 
-/// Fingerprints with `selfheal-stacktrace`: the parsed trace's fingerprint, or the
-/// type-and-message fallback when the trace does not parse.
-///
-/// Stand-in until the monitor exposes `selfheal_monitor::fingerprint::fingerprint_of`;
-/// it must compute the same value, so switch to that function once it exists.
+/// Fingerprints with the monitor's definition (`selfheal_monitor::fingerprint::fingerprint_of`),
+/// so the verifier looks for exactly the value the incident was opened with; it also
+/// recognises exceptions that log records carry as attributes.
 #[derive(Debug, Clone, Default)]
-pub struct StacktraceFingerprinter;
+pub struct MonitorFingerprinter;
 
-impl Fingerprinter for StacktraceFingerprinter {
+impl Fingerprinter for MonitorFingerprinter {
     fn fingerprint(&self, event: &TelemetryEvent) -> Option<String> {
-        let exception = event.exception.as_ref()?;
-        let trace = exception.stacktrace.as_deref().unwrap_or_default();
-        let opts = selfheal_stacktrace::ParseOptions::default();
-        Some(
-            selfheal_stacktrace::parse_exception_event(&exception.r#type, &exception.message, trace, &opts)
-                .map(|parsed| parsed.fingerprint)
-                .unwrap_or_else(|| selfheal_stacktrace::fingerprint_fallback(&exception.r#type, &exception.message)),
-        )
+        selfheal_monitor::fingerprint::fingerprint_of(event)
     }
 }
 
@@ -274,9 +265,9 @@ mod tests {
     }
 
     #[test]
-    fn stacktrace_fingerprinter_is_stable_and_none_without_exception() {
+    fn monitor_fingerprinter_is_stable_and_none_without_exception() {
         let ev = selfheal_events::examples::telemetry_event();
-        let f = StacktraceFingerprinter;
+        let f = MonitorFingerprinter;
         let a = f.fingerprint(&ev).unwrap();
         let mut moved = ev.clone();
         moved.timestamp_ms += 5;
