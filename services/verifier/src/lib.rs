@@ -25,7 +25,9 @@ use selfheal_events::{Outcome, Rollout, Verification};
 
 pub use emitted::{Emitted, EmittedLog};
 pub use outcome::{Ending, ending_of};
-pub use watch::{FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, RecentEvents, MonitorFingerprinter, WatchReport};
+pub use watch::{FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, MonitorFingerprinter, RecentEvents, WatchReport};
+/// The former name of [`MonitorFingerprinter`] (it was a stand-in until the monitor's function landed).
+pub use watch::MonitorFingerprinter as StacktraceFingerprinter;
 
 /// The stage's name: group `selfheal-verifier`, dead letters `verifier.dlq`.
 pub const STAGE_NAME: &str = "verifier";
