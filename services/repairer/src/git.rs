@@ -50,8 +50,11 @@ pub trait Git: Send + Sync {
     async fn resolve_commit(&self, repo: &Path, rev: &str) -> Result<Option<String>, GitError>;
     /// A file's content at a commit.
     async fn show_file(&self, repo: &Path, commit: &str, path: &str) -> Result<String, GitError>;
-    /// A clone of `repo` at `commit` in `dest` (which must not exist), reading only from `repo`.
+    /// A clone of `repo` at `commit` in `dest` (which must not exist), reading only from `repo`
+    /// and sharing no file with it (no hard links).
     async fn copy_at(&self, repo: &Path, commit: &str, dest: &Path) -> Result<(), GitError>;
+    /// The checked-out files of a copy written to `dest`, without `.git`: what the sandbox sees.
+    async fn export(&self, copy: &Path, dest: &Path) -> Result<(), GitError>;
     /// Applies a unified diff in a copy; returns the paths it changes.
     async fn apply(&self, copy: &Path, diff: &str) -> Result<Vec<String>, GitError>;
     /// Stages `paths` in a copy and returns their unified diff against the copy's HEAD.
@@ -175,7 +178,16 @@ impl Git for GitCli {
         let dest_arg = dest.display().to_string();
         git(
             parent,
-            &["clone", "--quiet", "--local", "--no-checkout", "--", &repo_arg, &dest_arg],
+            &[
+                "clone",
+                "--quiet",
+                "--local",
+                "--no-hardlinks",
+                "--no-checkout",
+                "--",
+                &repo_arg,
+                &dest_arg,
+            ],
         )
         .await?;
         if git(dest, &["checkout", "--quiet", "--detach", commit]).await.is_err() {
@@ -183,6 +195,13 @@ impl Git for GitCli {
             git(dest, &["fetch", "--quiet", "origin", commit]).await?;
             git(dest, &["checkout", "--quiet", "--detach", commit]).await?;
         }
+        Ok(())
+    }
+
+    async fn export(&self, copy: &Path, dest: &Path) -> Result<(), GitError> {
+        std::fs::create_dir_all(dest)?;
+        let prefix = format!("{}/", dest.display());
+        git(copy, &["checkout-index", "--all", "--force", &format!("--prefix={prefix}")]).await?;
         Ok(())
     }
 
@@ -333,6 +352,10 @@ pub(crate) mod tests {
         let cli = GitCli::new(work.path());
         cli.copy_at(repo.path(), &base, &copy).await.unwrap();
         assert_eq!(std::fs::read_to_string(copy.join("a.py")).unwrap(), "x = 1\n");
+        let exported = work.path().join("box");
+        cli.export(&copy, &exported).await.unwrap();
+        assert_eq!(std::fs::read_to_string(exported.join("a.py")).unwrap(), "x = 1\n");
+        assert!(!exported.join(".git").exists());
         let diff = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 5\n";
         assert_eq!(cli.apply(&copy, diff).await.unwrap(), ["a.py"]);
         assert_eq!(std::fs::read_to_string(copy.join("a.py")).unwrap(), "x = 5\n");

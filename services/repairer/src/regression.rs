@@ -1,6 +1,7 @@
 //! The regression test: the failing input seen in telemetry, replayed against the function.
 //!
-//! The test file is `tests/test_selfheal_<first 8 chars of the incident id>.py`. It puts the
+//! The test file is `tests/test_selfheal_<first 8 chars of the incident id>.py` (the whole id,
+//! `-` and `.` as `_`, when that file already exists at the base commit). It puts the
 //! repository root and the service's source root on `sys.path`, imports the culprit
 //! function from the culprit file's module, and asserts
 //! 1. the failing call no longer raises, and, when the line was `return <param> / <param>`,
@@ -41,6 +42,16 @@ fn refuse(why: impl Into<String>) -> RegressionError {
 pub fn test_file_path(incident_id: &str) -> String {
     let short: String = safe_chars(incident_id).chars().take(8).collect();
     format!("tests/test_selfheal_{short}.py")
+}
+
+/// The longer path used when the short one already exists at the base commit (UUIDv7 ids
+/// of incidents opened within the same minute share their first 8 characters).
+pub fn full_test_file_path(incident_id: &str) -> String {
+    let id: String = safe_chars(incident_id)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("tests/test_selfheal_{id}.py")
 }
 
 /// Keeps `[A-Za-z0-9_.-]`, at most 80 characters: for ids and fingerprints shown in docstrings.

@@ -473,7 +473,7 @@ pub fn parse_pytest_summary(output: &str) -> Option<TestSummary> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

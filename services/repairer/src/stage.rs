@@ -221,7 +221,12 @@ impl Repairer {
             return;
         }
         let test = match regression::build(diag, &root_cause, &source, &entry.source_root) {
-            Ok(test) => test,
+            Ok(mut test) => {
+                if self.git.show_file(&repo, &base, &test.file).await.is_ok() {
+                    test.file = regression::full_test_file_path(&diag.incident_id);
+                }
+                test
+            }
             Err(err) => {
                 for c in &candidates {
                     patch.attempts.push(attempt(&c.attempt_name, "no-regression-test", err.to_string()));
@@ -405,12 +410,22 @@ impl Repairer {
             Ok(holder) => holder,
             Err(err) => return lost("error", format!("cannot make a sandbox copy: {err}"), None),
         };
-        let copy = holder.path().join("repo");
-        if let Err(err) = self.git.copy_at(repo, base, &copy).await {
+        // `clean` is a clone the sandbox never sees: the fix is applied, diffed and read
+        // there. The sandbox gets `boxed`, an export without `.git`, so tests can neither
+        // tamper with the committed files nor plant git configuration that a later git
+        // command outside the sandbox would obey.
+        let clean = holder.path().join("clean");
+        let boxed = holder.path().join("box");
+        if let Err(err) = self.git.copy_at(repo, base, &clean).await {
             return lost("error", format!("cannot copy the repository: {err}"), None);
         }
-        if let Err(err) = write_file(&copy, &test.file, test.code.as_bytes()) {
-            return lost("error", format!("cannot write the regression test: {err}"), None);
+        if let Err(err) = self.git.export(&clean, &boxed).await {
+            return lost("error", format!("cannot export the repository: {err}"), None);
+        }
+        for dir in [&clean, &boxed] {
+            if let Err(err) = write_file(dir, &test.file, test.code.as_bytes()) {
+                return lost("error", format!("cannot write the regression test: {err}"), None);
+            }
         }
         let command = self.test_command(entry);
         let limits = Self::limits(entry);
@@ -423,7 +438,7 @@ impl Repairer {
         };
 
         // 1. The regression test must fail on the old code, with the incident's exception.
-        let before = self.run(&copy, &only_test, &limits).await.map_err(Err)?;
+        let before = self.run(&boxed, &only_test, &limits).await.map_err(Err)?;
         validation.duration_ms = ms(before.duration);
         validation.output_tail = before.output_tail.clone();
         let exception = root_cause.exception_type.rsplit('.').next().unwrap_or_default();
@@ -450,11 +465,11 @@ impl Repairer {
 
         // 2. Apply the fix; the regression test must pass.
         let mut paths = match &candidate.change {
-            Change::Rewrite { path, content } => match write_file(&copy, path, content.as_bytes()) {
+            Change::Rewrite { path, content } => match write_file(&clean, path, content.as_bytes()) {
                 Ok(()) => vec![path.clone()],
                 Err(err) => return lost("error", format!("cannot write {path}: {err}"), Some(validation)),
             },
-            Change::Diff(diff) => match self.git.apply(&copy, diff).await {
+            Change::Diff(diff) => match self.git.apply(&clean, diff).await {
                 Ok(paths) => paths,
                 Err(err) => {
                     return lost("does-not-apply", format!("the learned diff does not apply: {err}"), Some(validation));
@@ -465,8 +480,11 @@ impl Repairer {
             if let Err(why) = check_relative_path(path) {
                 return lost("error", why, Some(validation));
             }
+            if let Err(err) = sync_file(&clean, &boxed, path) {
+                return lost("error", format!("cannot copy {path} into the sandbox: {err}"), Some(validation));
+            }
         }
-        let after = self.run(&copy, &only_test, &limits).await.map_err(Err)?;
+        let after = self.run(&boxed, &only_test, &limits).await.map_err(Err)?;
         validation.duration_ms += ms(after.duration);
         validation.output_tail = after.output_tail.clone();
         validation.passed_after = after.succeeded();
@@ -486,7 +504,7 @@ impl Repairer {
         }
 
         // 3. The whole suite must pass.
-        let suite = self.run(&copy, &command, &limits).await.map_err(Err)?;
+        let suite = self.run(&boxed, &command, &limits).await.map_err(Err)?;
         validation.duration_ms += ms(suite.duration);
         validation.output_tail = suite.output_tail.clone();
         validation.suite_passed = suite.succeeded();
@@ -515,13 +533,13 @@ impl Repairer {
         if !paths.contains(&test.file) {
             paths.push(test.file.clone());
         }
-        let diff = match self.git.staged_diff(&copy, &paths).await {
+        let diff = match self.git.staged_diff(&clean, &paths).await {
             Ok(diff) => diff,
             Err(err) => return lost("error", format!("cannot diff the fix: {err}"), Some(validation)),
         };
         let mut files = Vec::new();
         for path in &paths {
-            match std::fs::read(copy.join(path)) {
+            match std::fs::read(clean.join(path)) {
                 Ok(content) => files.push(FileChange { path: path.clone(), content }),
                 Err(err) => return lost("error", format!("cannot read {path}: {err}"), Some(validation)),
             }
@@ -823,6 +841,20 @@ fn write_file(root: &Path, path: &str, content: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(target, content)
+}
+
+/// Makes `path` in `to` what it is in `from` (written, or removed when `from` lacks it).
+fn sync_file(from: &Path, to: &Path, path: &str) -> std::io::Result<()> {
+    match std::fs::read(from.join(path)) {
+        Ok(content) => write_file(to, path, &content),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::remove_file(to.join(path)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+                _ => Ok(()),
+            }
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn bounded(text: &str, max: usize) -> String {

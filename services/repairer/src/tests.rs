@@ -162,7 +162,7 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     assert_eq!(patch.timeline.diagnosis_ms, diag.timeline.diagnosis_ms);
 
     // The branch holds the fix and the test; the checkout is untouched.
-    assert_eq!(branches(repo).await, [branch.clone()]);
+    assert_eq!(branches(repo).await, std::slice::from_ref(&branch));
     let fixed = git(repo, &["show", &format!("{branch}:pricing_logic.py")]).await.unwrap();
     assert!(fixed.contains("def calc(p, d):\n    return p / d if d != 0 else p\n"));
     let committed_test = git(repo, &["show", &format!("{branch}:{}", test.file)]).await.unwrap();
@@ -191,9 +191,33 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     assert_eq!(replayed_validation.tests_run, v.tests_run);
     assert_eq!(again.attempts.len(), 1);
     assert_eq!(again.attempts[0].result, "replayed");
-    assert_eq!(branches(repo).await, [branch.clone()]);
+    assert_eq!(branches(repo).await, std::slice::from_ref(&branch));
     let count = git(repo, &["rev-list", "--count", &branch]).await.unwrap();
     assert_eq!(count.trim(), "2");
+}
+
+#[tokio::test]
+async fn files_changed_by_tests_in_the_sandbox_are_not_committed() {
+    let tamper = "import pathlib\n\ndef test_tamper():\n    p = pathlib.Path(__file__).parent.parent / 'pricing_logic.py'\n    p.write_text(p.read_text() + '\\nTAMPERED = True\\n')\n";
+    let f = fixture_with(
+        &[
+            ("tests/test_tamper.py", tamper),
+            // An earlier incident's test with the same 8-character prefix.
+            ("tests/test_selfheal_0193a8f2.py", "def test_earlier():\n    pass\n"),
+        ],
+        |_| {},
+    )
+    .await;
+    let patch = f.repairer.repair(diagnosis(f.repo.path())).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    assert!(!patch.diff.contains("TAMPERED"), "{}", patch.diff);
+    let branch = patch.branch.unwrap();
+    let committed = git(f.repo.path(), &["show", &format!("{branch}:pricing_logic.py")]).await.unwrap();
+    assert!(!committed.contains("TAMPERED"));
+    let test = patch.regression_test.unwrap();
+    assert_eq!(test.file, "tests/test_selfheal_0193a8f2_7c3e_7a51_9b0e_3c9e5d1f2a44.py");
+    let earlier = git(f.repo.path(), &["show", &format!("{branch}:tests/test_selfheal_0193a8f2.py")]).await.unwrap();
+    assert_eq!(earlier, "def test_earlier():\n    pass\n");
 }
 
 #[tokio::test]
