@@ -153,6 +153,13 @@ impl LocalProcessDeployer {
         }
         let spec = DeploySpec::of(svc)?;
         let repo = &svc.repository;
+        // Worktrees left by a previous run that died without cleaning up: this deployer owns
+        // its state directory and runs nothing for the service yet, so they are all stale.
+        let stale = self.config.state_dir.join("worktrees").join(&svc.name);
+        if stale.exists() {
+            let _ = std::fs::remove_dir_all(&stale);
+            let _ = git(repo, &["worktree", "prune"]).await;
+        }
         let commit = git(repo, &["rev-parse", "HEAD"]).await?;
         let branch = git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await.ok().filter(|b| !b.is_empty());
         let port = free_port(None)?;
