@@ -130,7 +130,9 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     let repo = f.repo.path();
     let head_before = git(repo, &["rev-parse", "HEAD"]).await.unwrap();
     let diag = diagnosis(repo);
+    let started = std::time::Instant::now();
     let patch = f.repairer.repair(diag.clone()).await;
+    let repair_ms = started.elapsed().as_millis();
     assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
 
     let v = patch.validation.clone().unwrap();
@@ -138,7 +140,11 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     assert!(v.tests_run >= 10, "{v:?}");
     assert_eq!(v.tests_failed, 0);
     assert!(v.sandbox.contains("no network") && v.sandbox.contains("60s, 1024 MiB"), "{}", v.sandbox);
-    eprintln!("measured: 3 sandbox runs took {} ms ({})", v.duration_ms, v.sandbox);
+    // A benchmark figure for the report, not an assertion.
+    eprintln!(
+        "measured: 3 sandbox runs {} ms, whole repair {repair_ms} ms ({}, {} tests)",
+        v.duration_ms, v.sandbox, v.tests_run
+    );
 
     assert_eq!(patch.strategy.as_deref(), Some("python.zero-division-guard"));
     assert!(!patch.learned);
@@ -177,7 +183,9 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     assert!(message.contains(&diag.incident_id) && message.contains(&diag.fingerprint));
 
     // A replayed diagnosis is answered from the branch: same commit, no second commit or branch.
+    let started = std::time::Instant::now();
     let again = f.repairer.repair(diag.clone()).await;
+    eprintln!("measured: replay {} ms", started.elapsed().as_millis());
     assert_eq!(again.status, PatchStatus::Proposed, "{}", explain(&again));
     assert_eq!(again.commit, patch.commit);
     assert_eq!(again.branch, patch.branch);
