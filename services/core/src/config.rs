@@ -27,6 +27,10 @@ pub struct KafkaArgs {
     /// Extra librdkafka properties as `key=value`, repeatable (e.g. `security.protocol=SASL_SSL`).
     #[arg(long = "kafka-property", env = "SELFHEAL_KAFKA_PROPERTIES", value_delimiter = ',')]
     pub properties: Vec<String>,
+    /// Create missing topics at start (turn off where topics are managed elsewhere, or on the
+    /// embedded mock cluster, whose admin API does not answer CreateTopics).
+    #[arg(long = "create-topics", env = "SELFHEAL_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_topics: bool,
 }
 
 impl KafkaArgs {
@@ -38,6 +42,7 @@ impl KafkaArgs {
             partitions: 3,
             replication: 1,
             properties: Vec::new(),
+            create_topics: true,
         }
     }
 

@@ -49,6 +49,27 @@ impl EmbeddedStack {
         self.cluster.bootstrap_servers()
     }
 
+    /// Kafka arguments for clients of this cluster: topics are created here, up front,
+    /// because the mock cluster's admin API does not answer CreateTopics.
+    pub fn kafka_args(&self, topic_prefix: &str) -> crate::KafkaArgs {
+        let mut args = crate::KafkaArgs::for_brokers(&self.brokers());
+        args.topic_prefix = topic_prefix.to_string();
+        args.create_topics = false;
+        args
+    }
+
+    /// Creates every pipeline topic and every stage's dead-letter topic under `prefix`.
+    pub fn create_pipeline_topics(&self, prefix: &str, partitions: i32) -> Result<Vec<String>, EmbeddedError> {
+        let mut names: Vec<String> = selfheal_events::topics::ALL.iter().map(|t| format!("{prefix}{t}")).collect();
+        for stage in crate::STAGE_NAMES {
+            names.push(format!("{prefix}{}", selfheal_events::dead_letter_topic(stage)));
+        }
+        for name in &names {
+            self.create_topic(name, partitions)?;
+        }
+        Ok(names)
+    }
+
     /// Creates a topic on the mock cluster.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), EmbeddedError> {
         self.cluster.create_topic(topic, partitions, 1).map_err(|e| EmbeddedError::Kafka(e.to_string()))

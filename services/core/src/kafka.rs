@@ -144,6 +144,9 @@ pub async fn wait_for_broker(args: &KafkaArgs, shutdown: &Shutdown, backoff: &mu
 
 /// Creates the topics that do not exist yet (an existing topic is fine).
 pub async fn ensure_topics(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaError> {
+    if !args.create_topics {
+        return Ok(());
+    }
     let cfg = client_config(args)?;
     let admin: AdminClient<DefaultClientContext> = cfg.create().map_err(|e| KafkaError::Config(e.to_string()))?;
     let new: Vec<NewTopic> = topics

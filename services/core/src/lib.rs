@@ -35,6 +35,10 @@ pub use runner::{Runner, RunnerError, RunSummary};
 pub use shutdown::Shutdown;
 pub use stage::{RecordContext, Stage, StageError};
 
+/// Names of the pipeline's stages (consumer groups `selfheal-<name>`, dead letters `<name>.dlq`).
+pub const STAGE_NAMES: [&str; 8] =
+    ["monitor", "diagnoser", "repairer", "rollout", "rollout-approvals", "verifier", "learner", "collector"];
+
 /// Current time as Unix epoch milliseconds (the unit of every timestamp on the topics).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
