@@ -442,3 +442,37 @@ fn the_example_catalog_loads_into_a_diagnoser() {
     let d = Diagnoser::from_config(&path, DEFAULT_LEARNER_URL).unwrap();
     assert!(format!("{d:?}").contains("services: 1"));
 }
+
+/// The `exception.stacktrace` of the real OTLP capture kept with pricing-api.
+fn captured_stacktrace() -> String {
+    fn find(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("key").and_then(|k| k.as_str()) == Some("exception.stacktrace") {
+                    return m.get("value")?.get("stringValue")?.as_str().map(str::to_string);
+                }
+                m.values().find_map(find)
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let path = Path::new(PRICING_API).join("testdata/zero-division-traces.json");
+    find(&serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn localizes_the_captured_otel_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    pricing_repo(dir.path());
+    let mut anomaly = examples::anomaly();
+    anomaly.exception.as_mut().unwrap().stacktrace = Some(captured_stacktrace());
+    let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
+    assert_eq!(d.status, DiagnosisStatus::Localized, "{}", d.summary);
+    let rc = d.root_cause.as_ref().unwrap();
+    assert_eq!((rc.file.as_str(), rc.line, rc.function.as_str()), ("pricing_logic.py", 14, "calc"));
+    assert_eq!(d.hypotheses[0].category, "division-by-zero");
+    assert!(d.confidence >= 0.9, "{}", d.confidence);
+    let funcs: Vec<&str> = d.frames.iter().map(|f| f.function.as_str()).collect();
+    assert_eq!(funcs, ["_post_price", "quote", "calc"]);
+}
