@@ -62,6 +62,28 @@ fn path_segment(text: &str) -> String {
     out
 }
 
+/// Whether a base URL names this host.
+fn is_loopback(base_url: &str) -> bool {
+    let rest = base_url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(base_url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl HttpKnowledgeClient {
     /// A client of the learner at `base_url` with the default 2 s timeout.
     pub fn new(base_url: &str) -> Result<Self, DiagnoserError> {
@@ -70,9 +92,14 @@ impl HttpKnowledgeClient {
 
     /// A client with a custom timeout per request.
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, DiagnoserError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(timeout);
+        if is_loopback(base_url) {
+            // A learner on this host must not be sent through an HTTP(S)_PROXY of the environment.
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .build()
             .map_err(|e| DiagnoserError::Client(e.to_string()))?;
         Ok(HttpKnowledgeClient {
@@ -129,6 +156,15 @@ mod tests {
     fn fingerprints_are_one_path_segment() {
         assert_eq!(path_segment("3c9e5d1f2a44b7e0"), "3c9e5d1f2a44b7e0");
         assert_eq!(path_segment("a/b?c"), "a%2Fb%3Fc");
+    }
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        assert!(is_loopback("http://127.0.0.1:8090"));
+        assert!(is_loopback("http://localhost:8090/"));
+        assert!(is_loopback("http://[::1]:8090"));
+        assert!(!is_loopback("http://learner.selfheal.svc:8090"));
+        assert!(!is_loopback("http://10.0.0.7:8090"));
     }
 
     #[tokio::test]

@@ -39,7 +39,10 @@ async fn outcomes_on_the_topic_are_learned_once() {
     let learner = Learner::open(dir.path().join("db")).unwrap();
     let shared = Shared {
         kafka: kafka.clone(),
-        runtime: RuntimeArgs { group_id: Some("learner-embedded-test".into()), ..RuntimeArgs::default() },
+        runtime: RuntimeArgs {
+            group_id: Some("learner-embedded-test".into()),
+            ..RuntimeArgs::default()
+        },
         codec: codec.clone(),
         metrics: Metrics::shared(),
         health: Health::new(),
@@ -52,21 +55,34 @@ async fn outcomes_on_the_topic_are_learned_once() {
     let mut second: Outcome = examples::outcome();
     second.incident_id = "second-incident".into();
     for o in [&first, &first, &second] {
-        publisher.publish(topics::OUTCOMES, o, &HashMap::new()).await.unwrap();
+        publisher
+            .publish(topics::OUTCOMES, o, &HashMap::new())
+            .await
+            .unwrap();
     }
 
-    let stored = eventually(|| handle.is_finished() || learner.outcome("second-incident").unwrap().is_some()).await;
+    let stored = eventually(|| {
+        handle.is_finished() || learner.outcome("second-incident").unwrap().is_some()
+    })
+    .await;
     if !stored || handle.is_finished() {
         shutdown.trigger();
         panic!("the stage never stored the outcomes: {:?}", handle.await);
     }
     let fixes = learner.fixes_for(&first.fingerprint);
     assert_eq!(fixes.len(), 1);
-    assert_eq!((fixes[0].healed, fixes[0].attempts), (2, 2), "the replayed outcome must count once");
+    assert_eq!(
+        (fixes[0].healed, fixes[0].attempts),
+        (2, 2),
+        "the replayed outcome must count once"
+    );
 
     shutdown.trigger();
     let summary = handle.await.unwrap().unwrap();
     assert_eq!(summary.dead_letters, 0, "{summary:?}");
-    assert_eq!(summary.outputs, 0, "the learner publishes nothing: {summary:?}");
+    assert_eq!(
+        summary.outputs, 0,
+        "the learner publishes nothing: {summary:?}"
+    );
     assert_eq!(summary.records, 3, "{summary:?}");
 }
