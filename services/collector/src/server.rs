@@ -276,16 +276,16 @@ fn success(signal: Signal, encoding: Encoding, converted: &Converted) -> Respons
             let partial = rejected > 0;
             let body = match signal {
                 Signal::Traces => ExportTraceServiceResponse {
-                    partial_success: partial.then(|| ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
                 Signal::Logs => ExportLogsServiceResponse {
-                    partial_success: partial.then(|| ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
                 _ => ExportMetricsServiceResponse {
                     partial_success: partial
-                        .then(|| ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
+                        .then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
             };
