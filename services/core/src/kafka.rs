@@ -104,7 +104,6 @@ pub fn consumer_config(args: &KafkaArgs, group_id: &str) -> Result<ClientConfig,
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
-        .set("statistics.interval.ms", "5000")
         .set("enable.partition.eof", "false");
     Ok(cfg)
 }
@@ -149,8 +148,16 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[String]) -> Result<(), Ka
     }
     let cfg = client_config(args)?;
     let admin: AdminClient<DefaultClientContext> = cfg.create().map_err(|e| KafkaError::Config(e.to_string()))?;
-    let new: Vec<NewTopic> = topics
-        .iter()
+    // A stage may read and write the same topic (the learner): name each topic once,
+    // brokers refuse a CreateTopics request that repeats one.
+    let mut unique: Vec<&String> = Vec::new();
+    for t in topics {
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    let new: Vec<NewTopic> = unique
+        .into_iter()
         .map(|t| NewTopic::new(t, args.partitions, TopicReplication::Fixed(args.replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -115,7 +115,10 @@ impl<S: Stage> Runner<S> {
         health: Health,
     ) -> Result<Self, RunnerError> {
         let ctx = LagContext { stage: stage.name().to_string(), metrics: metrics.clone() };
+        // Statistics feed the consumer-lag gauge through LagContext; other consumers leave
+        // them off (librdkafka's default context would log every statistics report).
         let consumer: StreamConsumer<LagContext> = kafka::consumer_config(kafka_args, group_id)?
+            .set("statistics.interval.ms", "5000")
             .create_with_context(ctx)
             .map_err(|e| kafka::KafkaError::Config(e.to_string()))?;
         Ok(Runner { stage, consumer, publisher, topics, runtime, metrics, health })

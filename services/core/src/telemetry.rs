@@ -47,7 +47,14 @@ pub fn init(args: &TelemetryArgs, service_name: &str) -> TelemetryGuard {
     }
     let provider = builder.build();
     let tracer = provider.tracer("selfheal");
-    let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // librdkafka's own log lines arrive through the `rdkafka` target; keep them at warnings
+    // unless the operator asks for them by name.
+    let directives = if args.log_filter.contains("rdkafka") {
+        args.log_filter.clone()
+    } else {
+        format!("{},rdkafka=warn", args.log_filter)
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if args.log_json {
