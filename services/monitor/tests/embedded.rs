@@ -18,15 +18,12 @@ use selfheal_core::{KafkaArgs, Publisher, RuntimeArgs, Shutdown, kafka};
 use selfheal_events::{Anomaly, AnomalyKind, Codec, Record, TelemetryEvent};
 use selfheal_monitor::{Monitor, MonitorConfig, fingerprint_of};
 
-// Ignored: `selfheal_core::service::prepare_stage` calls `kafka::ensure_topics`, whose
-// CreateTopics admin request times out against the embedded mock cluster here (even for
-// topics created beforehand). Run with `--ignored` once the core handles that.
-#[ignore = "core's ensure_topics times out against the mock cluster"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_span_becomes_one_anomaly_on_the_topic() {
     let shutdown = Shutdown::new();
     let stack = EmbeddedStack::start(shutdown.clone()).await.unwrap();
-    let kafka_args = KafkaArgs { partitions: 1, ..KafkaArgs::for_brokers(&stack.brokers()) };
+    // The mock cluster does not answer CreateTopics: topics are created on it directly.
+    let kafka_args = KafkaArgs { partitions: 1, ..stack.kafka_args("") };
     let codec = Arc::new(Codec::new(&stack.registry.url()).unwrap());
     let input = kafka_args.topic(TelemetryEvent::TOPIC);
     let output = kafka_args.topic(Anomaly::TOPIC);
