@@ -128,10 +128,10 @@ impl Pipeline {
 async fn wait_http_ok(url: &str, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(r) = reqwest::get(url).await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(tokio::time::Instant::now() < deadline, "{url} did not answer within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -41,6 +41,8 @@ fn err(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error_code": code, "message": message.into()}))).into_response()
 }
 
+// The error is the HTTP answer itself; handlers return it as is.
+#[allow(clippy::result_large_err)]
 fn parse(text: &str) -> Result<Schema, Response> {
     Schema::parse_str(text).map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("Invalid schema: {e}")))
 }
@@ -84,15 +86,11 @@ impl Inner {
             let Ok(old) = Schema::parse_str(text) else { continue };
             let backward = level.starts_with("BACKWARD") || level.starts_with("FULL");
             let forward = level.starts_with("FORWARD") || level.starts_with("FULL");
-            if backward {
-                if let Err(e) = SchemaCompatibility::can_read(&old, new) {
-                    messages.push(format!("BACKWARD: new schema cannot read data written with id {id}: {e}"));
-                }
+            if backward && let Err(e) = SchemaCompatibility::can_read(&old, new) {
+                messages.push(format!("BACKWARD: new schema cannot read data written with id {id}: {e}"));
             }
-            if forward {
-                if let Err(e) = SchemaCompatibility::can_read(new, &old) {
-                    messages.push(format!("FORWARD: schema id {id} cannot read data written with the new schema: {e}"));
-                }
+            if forward && let Err(e) = SchemaCompatibility::can_read(new, &old) {
+                messages.push(format!("FORWARD: schema id {id} cannot read data written with the new schema: {e}"));
             }
         }
         messages
@@ -147,10 +145,10 @@ async fn lookup(State(s): State<Shared>, Path(subject): Path<String>, body: axum
         return err(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."));
     };
     for (i, id) in ids.iter().enumerate() {
-        if let Some((c, text)) = inner.schema(*id) {
-            if *c == canonical {
-                return axum::Json(json!({"subject": subject, "id": id, "version": i + 1, "schema": text})).into_response();
-            }
+        if let Some((c, text)) = inner.schema(*id)
+            && *c == canonical
+        {
+            return axum::Json(json!({"subject": subject, "id": id, "version": i + 1, "schema": text})).into_response();
         }
     }
     err(StatusCode::NOT_FOUND, 40403, "Schema not found")

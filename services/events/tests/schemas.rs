@@ -1,7 +1,7 @@
 //! The `.avsc` files and the Rust types must not drift apart, and each example record must
 //! round-trip through its schema file.
 
-#![allow(deprecated)] // the datum helpers are the shortest honest round trip; GenericDatum* are newer spellings of the same
+#![allow(deprecated, clippy::unwrap_used)] // the datum helpers are the shortest honest round trip; GenericDatum* are newer spellings of the same
 use std::path::PathBuf;
 
 use apache_avro::schema::Schema;
