@@ -37,8 +37,18 @@ impl AnthropicProvider {
         pricing: Option<Pricing>,
     ) -> Result<Self, LlmError> {
         let base = endpoint.trim_end_matches('/');
-        let url = if base.ends_with("/v1") { join_url(base, "messages") } else { join_url(base, "v1/messages") };
-        Ok(Self { http: HttpCore::new(settings, endpoint)?, url, model: model.into(), api_key, pricing })
+        let url = if base.ends_with("/v1") {
+            join_url(base, "messages")
+        } else {
+            join_url(base, "v1/messages")
+        };
+        Ok(Self {
+            http: HttpCore::new(settings, endpoint)?,
+            url,
+            model: model.into(),
+            api_key,
+            pricing,
+        })
     }
 
     fn body(&self, req: &ChatRequest) -> Value {
@@ -78,9 +88,16 @@ impl ChatProvider for AnthropicProvider {
     }
 }
 
-fn parse_response(v: &Value, model: &str, pricing: Option<Pricing>, started: Instant) -> Result<ChatResponse, LlmError> {
-    let content =
-        v.get("content").and_then(Value::as_array).ok_or_else(|| LlmError::Decode("no content array in the answer".into()))?;
+fn parse_response(
+    v: &Value,
+    model: &str,
+    pricing: Option<Pricing>,
+    started: Instant,
+) -> Result<ChatResponse, LlmError> {
+    let content = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| LlmError::Decode("no content array in the answer".into()))?;
     let text: String = content
         .iter()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
@@ -89,13 +106,19 @@ fn parse_response(v: &Value, model: &str, pricing: Option<Pricing>, started: Ins
         .join("");
     if text.is_empty() {
         let reason = v.get("stop_reason").and_then(Value::as_str).unwrap_or("unknown");
-        return Err(LlmError::Decode(format!("answer has no text block (stop_reason {reason})")));
+        return Err(LlmError::Decode(format!(
+            "answer has no text block (stop_reason {reason})"
+        )));
     }
     let input_tokens = v.pointer("/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
     let output_tokens = v.pointer("/usage/output_tokens").and_then(Value::as_u64).unwrap_or(0);
     Ok(ChatResponse {
         text,
-        usage: Usage { input_tokens, output_tokens, cost_usd: pricing.map(|p| p.cost(input_tokens, output_tokens)) },
+        usage: Usage {
+            input_tokens,
+            output_tokens,
+            cost_usd: pricing.map(|p| p.cost(input_tokens, output_tokens)),
+        },
         model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
         latency: started.elapsed(),
     })
@@ -109,8 +132,14 @@ mod tests {
     #[test]
     fn url_and_body_shape() {
         let key = SecretString::new("k".into());
-        let p = AnthropicProvider::new("https://api.anthropic.com/", "claude", key.clone(), HttpSettings::default(), None)
-            .unwrap();
+        let p = AnthropicProvider::new(
+            "https://api.anthropic.com/",
+            "claude",
+            key.clone(),
+            HttpSettings::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(p.url, "https://api.anthropic.com/v1/messages");
         let p2 = AnthropicProvider::new("http://127.0.0.1:9/v1", "claude", key, HttpSettings::default(), None).unwrap();
         assert_eq!(p2.url, "http://127.0.0.1:9/v1/messages");
@@ -129,6 +158,9 @@ mod tests {
         assert_eq!(r.usage.total_tokens(), 10);
         assert_eq!(r.model, "claude-x");
         let empty = json!({"content": [], "stop_reason": "max_tokens"});
-        assert!(matches!(parse_response(&empty, "m", None, Instant::now()), Err(LlmError::Decode(_))));
+        assert!(matches!(
+            parse_response(&empty, "m", None, Instant::now()),
+            Err(LlmError::Decode(_))
+        ));
     }
 }

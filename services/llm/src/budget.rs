@@ -23,7 +23,11 @@ pub struct BudgetLimits {
 
 impl Default for BudgetLimits {
     fn default() -> Self {
-        Self { max_calls: Some(6), max_tokens: Some(60_000), max_cost_usd: None }
+        Self {
+            max_calls: Some(6),
+            max_tokens: Some(60_000),
+            max_cost_usd: None,
+        }
     }
 }
 
@@ -48,7 +52,10 @@ pub struct Budget {
 impl Budget {
     /// A fresh budget with these limits.
     pub fn new(limits: BudgetLimits) -> Self {
-        Self { limits, spent: Mutex::new(BudgetSpent::default()) }
+        Self {
+            limits,
+            spent: Mutex::new(BudgetSpent::default()),
+        }
     }
 
     /// The limits.
@@ -67,24 +74,32 @@ impl Budget {
         if let Some(max) = self.limits.max_calls
             && s.calls >= max
         {
-            return Err(LlmError::BudgetExhausted { what: format!("calls: {} of {max} used", s.calls) });
+            return Err(LlmError::BudgetExhausted {
+                what: format!("calls: {} of {max} used", s.calls),
+            });
         }
         if let Some(max) = self.limits.max_tokens
             && s.tokens >= max
         {
-            return Err(LlmError::BudgetExhausted { what: format!("tokens: {} of {max} used", s.tokens) });
+            return Err(LlmError::BudgetExhausted {
+                what: format!("tokens: {} of {max} used", s.tokens),
+            });
         }
         if let Some(max) = self.limits.max_cost_usd
             && s.cost_usd >= max
         {
-            return Err(LlmError::BudgetExhausted { what: format!("cost: ${:.4} of ${max:.4} used", s.cost_usd) });
+            return Err(LlmError::BudgetExhausted {
+                what: format!("cost: ${:.4} of ${max:.4} used", s.cost_usd),
+            });
         }
         Ok(())
     }
 
     /// Tokens still available, to cap a request's `max_tokens` (None = unlimited).
     pub fn remaining_tokens(&self) -> Option<u64> {
-        self.limits.max_tokens.map(|max| max.saturating_sub(self.spent().tokens))
+        self.limits
+            .max_tokens
+            .map(|max| max.saturating_sub(self.spent().tokens))
     }
 
     /// Count one call and what it used (also for failed calls, with zero usage: they cost time).
@@ -102,12 +117,20 @@ mod tests {
     use super::*;
 
     fn usage(i: u64, o: u64, c: Option<f64>) -> Usage {
-        Usage { input_tokens: i, output_tokens: o, cost_usd: c }
+        Usage {
+            input_tokens: i,
+            output_tokens: o,
+            cost_usd: c,
+        }
     }
 
     #[test]
     fn calls_limit() {
-        let b = Budget::new(BudgetLimits { max_calls: Some(2), max_tokens: None, max_cost_usd: None });
+        let b = Budget::new(BudgetLimits {
+            max_calls: Some(2),
+            max_tokens: None,
+            max_cost_usd: None,
+        });
         b.check().unwrap();
         b.record(&usage(1, 1, None));
         b.check().unwrap();
@@ -116,19 +139,34 @@ mod tests {
             Err(LlmError::BudgetExhausted { what }) => assert!(what.starts_with("calls"), "{what}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(b.spent(), BudgetSpent { calls: 2, tokens: 4, cost_usd: 0.0 });
+        assert_eq!(
+            b.spent(),
+            BudgetSpent {
+                calls: 2,
+                tokens: 4,
+                cost_usd: 0.0
+            }
+        );
     }
 
     #[test]
     fn tokens_and_cost_limits() {
-        let b = Budget::new(BudgetLimits { max_calls: None, max_tokens: Some(100), max_cost_usd: None });
+        let b = Budget::new(BudgetLimits {
+            max_calls: None,
+            max_tokens: Some(100),
+            max_cost_usd: None,
+        });
         b.record(&usage(60, 30, None));
         b.check().unwrap();
         assert_eq!(b.remaining_tokens(), Some(10));
         b.record(&usage(5, 5, None));
         assert!(matches!(b.check(), Err(LlmError::BudgetExhausted { what }) if what.starts_with("tokens")));
 
-        let c = Budget::new(BudgetLimits { max_calls: None, max_tokens: None, max_cost_usd: Some(0.5) });
+        let c = Budget::new(BudgetLimits {
+            max_calls: None,
+            max_tokens: None,
+            max_cost_usd: Some(0.5),
+        });
         c.record(&usage(1, 1, None));
         c.check().unwrap();
         c.record(&usage(1, 1, Some(0.6)));

@@ -35,7 +35,13 @@ impl std::fmt::Debug for LlmClient {
 impl LlmClient {
     /// A client over any provider (a fake in tests).
     pub fn new(provider: Arc<dyn ChatProvider>, redactor: Redactor, limits: BudgetLimits) -> Self {
-        Self { provider, redactor: Arc::new(redactor), limits, max_output_tokens: 2048, description: "custom".into() }
+        Self {
+            provider,
+            redactor: Arc::new(redactor),
+            limits,
+            max_output_tokens: 2048,
+            description: "custom".into(),
+        }
     }
 
     /// Set the human-readable description (provider, model, endpoint; never the key).
@@ -79,7 +85,10 @@ impl LlmClient {
         out.messages = req
             .messages
             .iter()
-            .map(|m| ChatMessage { role: m.role, content: self.redactor.redact_counting(&m.content, &mut counts) })
+            .map(|m| ChatMessage {
+                role: m.role,
+                content: self.redactor.redact_counting(&m.content, &mut counts),
+            })
             .collect();
         let mut max = out.max_tokens.clamp(1, self.max_output_tokens);
         if let Some(left) = budget.remaining_tokens() {

@@ -29,6 +29,8 @@ pub use budget::{Budget, BudgetLimits, BudgetSpent};
 pub use client::LlmClient;
 pub use config::{LlmConfig, ProviderKind, SecretString};
 pub use error::LlmError;
-pub use provider::{ChatMessage, ChatProvider, ChatRequest, ChatResponse, HttpSettings, Pricing, RetryPolicy, Role, Usage};
+pub use provider::{
+    ChatMessage, ChatProvider, ChatRequest, ChatResponse, HttpSettings, Pricing, RetryPolicy, Role, Usage,
+};
 pub use redact::{RedactionCounts, Redactor};
 pub use structured::{Exchange, ask_json, ask_json_audited};

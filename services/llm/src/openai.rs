@@ -48,7 +48,11 @@ impl OpenAiProvider {
     }
 
     fn body(&self, req: &ChatRequest, with_schema: bool) -> Value {
-        let system = if with_schema { req.system.clone() } else { req.system_with_schema() };
+        let system = if with_schema {
+            req.system.clone()
+        } else {
+            req.system_with_schema()
+        };
         let mut messages = vec![json!({"role": "system", "content": system})];
         for m in &req.messages {
             let role = match m.role {
@@ -84,10 +88,17 @@ impl ChatProvider for OpenAiProvider {
         }
         let headers = header_map(pairs);
         let want_schema = req.json_schema.is_some() && !self.schema_unsupported.load(Ordering::Relaxed);
-        let value = match self.http.post_json(&self.url, &headers, &self.body(req, want_schema)).await {
+        let value = match self
+            .http
+            .post_json(&self.url, &headers, &self.body(req, want_schema))
+            .await
+        {
             // Some servers (older llama.cpp, Ollama, LM Studio builds) reject json_schema
             // response formats with a 400: ask again with the schema in the prompt instead.
-            Err(LlmError::Status { status: 400 | 422, body }) if want_schema => {
+            Err(LlmError::Status {
+                status: 400 | 422,
+                body,
+            }) if want_schema => {
                 tracing::info!(url = %self.url, %body, "server rejected response_format; schema goes into the prompt");
                 self.schema_unsupported.store(true, Ordering::Relaxed);
                 self.http.post_json(&self.url, &headers, &self.body(req, false)).await?
@@ -98,23 +109,33 @@ impl ChatProvider for OpenAiProvider {
     }
 }
 
-fn parse_response(v: &Value, model: &str, pricing: Option<Pricing>, started: Instant) -> Result<ChatResponse, LlmError> {
+fn parse_response(
+    v: &Value,
+    model: &str,
+    pricing: Option<Pricing>,
+    started: Instant,
+) -> Result<ChatResponse, LlmError> {
     let message = v
         .pointer("/choices/0/message")
         .ok_or_else(|| LlmError::Decode("no choices[0].message in the answer".into()))?;
     let text = match message.get("content") {
         Some(Value::String(s)) => s.clone(),
         // Some servers return content parts.
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("")
-        }
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
         _ => {
             let refusal = message.get("refusal").and_then(Value::as_str).unwrap_or("no content");
             return Err(LlmError::Decode(format!("answer has no text content ({refusal})")));
         }
     };
     let input_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
-    let output_tokens = v.pointer("/usage/completion_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let output_tokens = v
+        .pointer("/usage/completion_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     // OpenRouter and some gateways report the cost of the call.
     let cost_usd = v
         .pointer("/usage/cost")
@@ -122,7 +143,11 @@ fn parse_response(v: &Value, model: &str, pricing: Option<Pricing>, started: Ins
         .or_else(|| pricing.map(|p| p.cost(input_tokens, output_tokens)));
     Ok(ChatResponse {
         text,
-        usage: Usage { input_tokens, output_tokens, cost_usd },
+        usage: Usage {
+            input_tokens,
+            output_tokens,
+            cost_usd,
+        },
         model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
         latency: started.elapsed(),
     })
@@ -147,7 +172,12 @@ mod tests {
         assert_eq!(with["messages"][1]["role"], "user");
         let without = p.body(&req, false);
         assert!(without.get("response_format").is_none());
-        assert!(without["messages"][0]["content"].as_str().unwrap().contains("JSON schema"));
+        assert!(
+            without["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("JSON schema")
+        );
     }
 
     #[test]
@@ -157,11 +187,31 @@ mod tests {
         let r = parse_response(&v, "m", None, Instant::now()).unwrap();
         assert_eq!(r.text, "ok");
         assert_eq!(r.model, "qwen");
-        assert_eq!(r.usage, Usage { input_tokens: 10, output_tokens: 5, cost_usd: Some(0.25) });
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                cost_usd: Some(0.25)
+            }
+        );
         let v = json!({"choices": [{"message": {"content": null, "refusal": "no"}}]});
-        assert!(matches!(parse_response(&v, "m", None, Instant::now()), Err(LlmError::Decode(_))));
-        let priced = Pricing { input_per_mtok: 1_000_000.0, output_per_mtok: 0.0 };
-        let v = json!({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}});
-        assert_eq!(parse_response(&v, "m", Some(priced), Instant::now()).unwrap().usage.cost_usd, Some(2.0));
+        assert!(matches!(
+            parse_response(&v, "m", None, Instant::now()),
+            Err(LlmError::Decode(_))
+        ));
+        let priced = Pricing {
+            input_per_mtok: 1_000_000.0,
+            output_per_mtok: 0.0,
+        };
+        let v =
+            json!({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}});
+        assert_eq!(
+            parse_response(&v, "m", Some(priced), Instant::now())
+                .unwrap()
+                .usage
+                .cost_usd,
+            Some(2.0)
+        );
     }
 }

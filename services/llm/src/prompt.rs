@@ -39,8 +39,10 @@ pub fn untrusted(label: &str, text: &str) -> String {
 /// [`untrusted`] with a chosen redactor and bound; also returns what was redacted, for the audit log.
 pub fn untrusted_with(redactor: &Redactor, label: &str, text: &str, max_chars: usize) -> (String, RedactionCounts) {
     let (redacted, counts) = redactor.redact(text);
-    let cleaned: String =
-        redacted.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
+    let cleaned: String = redacted
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect();
     let neutralised = neutralise(&cleaned);
     let total = neutralised.chars().count();
     let body = if total > max_chars {
@@ -49,7 +51,10 @@ pub fn untrusted_with(redactor: &Redactor, label: &str, text: &str, max_chars: u
     } else {
         neutralised
     };
-    (format!("<{TAG} label=\"{}\">\n{body}\n</{TAG}>", clean_label(label)), counts)
+    (
+        format!("<{TAG} label=\"{}\">\n{body}\n</{TAG}>", clean_label(label)),
+        counts,
+    )
 }
 
 /// Replace delimiter look-alikes so the text cannot close its block or open a fake one.

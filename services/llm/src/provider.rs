@@ -34,11 +34,17 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message from the caller.
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: Role::User, content: content.into() }
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     /// A message from the model.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: content.into() }
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -168,7 +174,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 3, base_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
+        Self {
+            max_retries: 3,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
     }
 }
 
@@ -179,7 +189,11 @@ impl RetryPolicy {
         let exp = self.base_backoff.saturating_mul(1u32 << retry.min(16));
         let capped = exp.min(self.max_backoff);
         let half = capped / 2;
-        let jitter_ms = if half.as_millis() > 0 { rand::random_range(0..=half.as_millis() as u64) } else { 0 };
+        let jitter_ms = if half.as_millis() > 0 {
+            rand::random_range(0..=half.as_millis() as u64)
+        } else {
+            0
+        };
         half + Duration::from_millis(jitter_ms)
     }
 }
@@ -225,13 +239,19 @@ pub(crate) struct HttpCore {
 
 impl std::fmt::Debug for HttpCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpCore").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("HttpCore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 /// One unsuccessful HTTP attempt, before deciding whether to retry.
 enum Attempt {
-    Retry { status: Option<u16>, retry_after: Option<Duration>, err: LlmError },
+    Retry {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        err: LlmError,
+    },
     Fail(LlmError),
 }
 
@@ -244,7 +264,9 @@ impl HttpCore {
         if is_loopback(endpoint) {
             builder = builder.no_proxy();
         }
-        let client = builder.build().map_err(|e| LlmError::Config(format!("HTTP client: {e}")))?;
+        let client = builder
+            .build()
+            .map_err(|e| LlmError::Config(format!("HTTP client: {e}")))?;
         Ok(Self { client, settings })
     }
 
@@ -276,18 +298,25 @@ impl HttpCore {
             match self.attempt(url, headers, body).await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry { status, retry_after, err }) => {
+                Err(Attempt::Retry {
+                    status,
+                    retry_after,
+                    err,
+                }) => {
                     if retry >= policy.max_retries {
                         tracing::warn!(url, attempts = retry + 1, error = %err, "LLM call failed after retries");
                         return Err(err);
                     }
-                    let wait = retry_after.map(|d| d.min(policy.max_backoff)).unwrap_or_else(|| policy.backoff(retry));
+                    let wait = retry_after
+                        .map(|d| d.min(policy.max_backoff))
+                        .unwrap_or_else(|| policy.backoff(retry));
                     tracing::info!(
                         url,
                         status,
                         attempt = retry + 1,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         wait_ms = wait.as_millis() as u64,
+                        error = %err,
                         "LLM call will be retried"
                     );
                     tokio::time::sleep(wait).await;
@@ -307,10 +336,16 @@ impl HttpCore {
         let resp = match self.client.post(url).headers(headers.clone()).json(body).send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Err(Attempt::Fail(LlmError::Timeout { after: self.settings.request_timeout }));
+                return Err(Attempt::Fail(LlmError::Timeout {
+                    after: self.settings.request_timeout,
+                }));
             }
             Err(e) => {
-                return Err(Attempt::Retry { status: None, retry_after: None, err: LlmError::Transport(describe(&e)) });
+                return Err(Attempt::Retry {
+                    status: None,
+                    retry_after: None,
+                    err: LlmError::Transport(describe(&e)),
+                });
             }
         };
         let status = resp.status();
@@ -318,19 +353,32 @@ impl HttpCore {
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) if e.is_timeout() => {
-                return Err(Attempt::Fail(LlmError::Timeout { after: self.settings.request_timeout }));
+                return Err(Attempt::Fail(LlmError::Timeout {
+                    after: self.settings.request_timeout,
+                }));
             }
             Err(e) => {
-                return Err(Attempt::Retry { status: None, retry_after: None, err: LlmError::Transport(describe(&e)) });
+                return Err(Attempt::Retry {
+                    status: None,
+                    retry_after: None,
+                    err: LlmError::Transport(describe(&e)),
+                });
             }
         };
         if status.is_success() {
             return serde_json::from_str(&text)
                 .map_err(|e| Attempt::Fail(LlmError::Decode(format!("response is not JSON: {e}"))));
         }
-        let err = LlmError::Status { status: status.as_u16(), body: error_body(&text) };
+        let err = LlmError::Status {
+            status: status.as_u16(),
+            body: error_body(&text),
+        };
         if status.as_u16() == 429 || status.is_server_error() {
-            Err(Attempt::Retry { status: Some(status.as_u16()), retry_after, err })
+            Err(Attempt::Retry {
+                status: Some(status.as_u16()),
+                retry_after,
+                err,
+            })
         } else {
             Err(Attempt::Fail(err))
         }
@@ -400,11 +448,20 @@ mod tests {
         };
         for _ in 0..20 {
             let b0 = p.backoff(0);
-            assert!(b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100), "{b0:?}");
+            assert!(
+                b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100),
+                "{b0:?}"
+            );
             let b3 = p.backoff(3);
-            assert!(b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(800), "{b3:?}");
+            assert!(
+                b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(800),
+                "{b3:?}"
+            );
             let b10 = p.backoff(10);
-            assert!(b10 <= Duration::from_millis(1000) && b10 >= Duration::from_millis(500), "{b10:?}");
+            assert!(
+                b10 <= Duration::from_millis(1000) && b10 >= Duration::from_millis(500),
+                "{b10:?}"
+            );
         }
     }
 
@@ -424,7 +481,10 @@ mod tests {
         assert!(is_loopback("http://127.0.0.1:8080/v1"));
         assert!(is_loopback("http://localhost:11434/v1"));
         assert!(!is_loopback("https://api.anthropic.com"));
-        assert_eq!(join_url("http://h/v1/", "/chat/completions"), "http://h/v1/chat/completions");
+        assert_eq!(
+            join_url("http://h/v1/", "/chat/completions"),
+            "http://h/v1/chat/completions"
+        );
     }
 
     #[test]

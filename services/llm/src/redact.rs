@@ -59,20 +59,38 @@ fn builtin_rules(ipv4: bool) -> Vec<(&'static str, String)> {
             "private_key",
             r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)".to_string(),
         ),
-        ("authorization", r#"(?i)\b(?:proxy-)?authorization"?\s*[:=]\s*"?(?P<v>[^\r\n",}]+)"#.to_string()),
-        ("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<v>[^@\s/]+)@".to_string()),
+        (
+            "authorization",
+            r#"(?i)\b(?:proxy-)?authorization"?\s*[:=]\s*"?(?P<v>[^\r\n",}]+)"#.to_string(),
+        ),
+        (
+            "url_credentials",
+            r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<v>[^@\s/]+)@".to_string(),
+        ),
         ("password", kv("password|passwd")),
-        ("api_key", kv("api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key")),
+        (
+            "api_key",
+            kv("api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key"),
+        ),
         ("secret", kv("secret")),
         ("token", kv("token")),
         ("bearer", r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9\-._~+/]{8,}=*)".to_string()),
-        ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}".to_string()),
+        (
+            "jwt",
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}".to_string(),
+        ),
         ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{16,}".to_string()),
         ("openai_key", r"\bsk-[A-Za-z0-9_-]{16,}".to_string()),
         ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".to_string()),
-        ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})".to_string()),
+        (
+            "github_token",
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})".to_string(),
+        ),
         ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}".to_string()),
-        ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b".to_string()),
+        (
+            "email",
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b".to_string(),
+        ),
     ];
     if ipv4 {
         rules.push((
@@ -93,7 +111,12 @@ static BUILTIN: LazyLock<Redactor> = LazyLock::new(|| Redactor {
     rules: builtin_rules(false)
         .into_iter()
         // The built-in patterns are constants covered by tests; a failure here cannot depend on input.
-        .filter_map(|(kind, re)| Regex::new(&re).ok().map(|re| Rule { kind: kind.to_string(), re }))
+        .filter_map(|(kind, re)| {
+            Regex::new(&re).ok().map(|re| Rule {
+                kind: kind.to_string(),
+                re,
+            })
+        })
         .collect(),
 });
 
@@ -110,7 +133,10 @@ impl Redactor {
         let mut rules = Vec::new();
         for (kind, re) in builtin_rules(ipv4) {
             let re = Regex::new(&re).map_err(|e| LlmError::Config(format!("built-in pattern {kind}: {e}")))?;
-            rules.push(Rule { kind: kind.to_string(), re });
+            rules.push(Rule {
+                kind: kind.to_string(),
+                re,
+            });
         }
         for pattern in extra.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
             let (kind, re) = match named.captures(pattern) {
@@ -144,7 +170,11 @@ impl Redactor {
                 let Some(whole) = caps.get(0) else { continue };
                 let target = caps.name("v").unwrap_or(whole);
                 // A value that is already a redaction marker is not counted twice.
-                if target.as_str().trim_matches(|c| c == '"' || c == '\'').starts_with("[REDACTED:") {
+                if target
+                    .as_str()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .starts_with("[REDACTED:")
+                {
                     continue;
                 }
                 out.push_str(&current[last..target.start()]);
@@ -167,7 +197,10 @@ mod tests {
     fn one(text: &str, kind: &str, secret: &str) {
         let (out, counts) = Redactor::builtin().redact(text);
         assert!(!out.contains(secret), "{kind}: {secret:?} survived in {out:?}");
-        assert!(out.contains(&format!("[REDACTED:{kind}]")), "{kind}: no marker in {out:?}");
+        assert!(
+            out.contains(&format!("[REDACTED:{kind}]")),
+            "{kind}: no marker in {out:?}"
+        );
         assert!(counts.get(kind) >= 1, "{kind}: {counts:?}");
     }
 
@@ -179,12 +212,36 @@ mod tests {
 
     #[test]
     fn each_secret_kind_is_redacted() {
-        one("GET /x Authorization: Basic dXNlcjpwYXNz\n", "authorization", "dXNlcjpwYXNz");
-        one("calling upstream with bearer abcdef0123456789xyz", "bearer", "abcdef0123456789xyz");
-        one("aws key AKIAIOSFODNN7EXAMPLE in env", "aws_access_key", "AKIAIOSFODNN7EXAMPLE");
-        one("key sk-proj-ABCDEFGHIJKLMNOPQRSTUV used", "openai_key", "ABCDEFGHIJKLMNOPQRSTUV");
-        one("key sk-ant-api03-ABCDEFGHIJKLMNOPQRST used", "anthropic_key", "ABCDEFGHIJKLMNOPQRST");
-        one("push with ghp_0123456789abcdefghijABCDEFGHIJ0123", "github_token", "ghp_0123456789abcdefghij");
+        one(
+            "GET /x Authorization: Basic dXNlcjpwYXNz\n",
+            "authorization",
+            "dXNlcjpwYXNz",
+        );
+        one(
+            "calling upstream with bearer abcdef0123456789xyz",
+            "bearer",
+            "abcdef0123456789xyz",
+        );
+        one(
+            "aws key AKIAIOSFODNN7EXAMPLE in env",
+            "aws_access_key",
+            "AKIAIOSFODNN7EXAMPLE",
+        );
+        one(
+            "key sk-proj-ABCDEFGHIJKLMNOPQRSTUV used",
+            "openai_key",
+            "ABCDEFGHIJKLMNOPQRSTUV",
+        );
+        one(
+            "key sk-ant-api03-ABCDEFGHIJKLMNOPQRST used",
+            "anthropic_key",
+            "ABCDEFGHIJKLMNOPQRST",
+        );
+        one(
+            "push with ghp_0123456789abcdefghijABCDEFGHIJ0123",
+            "github_token",
+            "ghp_0123456789abcdefghij",
+        );
         one(
             "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
             "jwt",
@@ -202,9 +259,17 @@ mod tests {
             "private_key",
             "MIIEpAIBAAKCAQEA7",
         );
-        one("user alice.smith@example.com not found", "email", "alice.smith@example.com");
+        one(
+            "user alice.smith@example.com not found",
+            "email",
+            "alice.smith@example.com",
+        );
         one("postgres://app:pa55word@db:5432/x", "url_credentials", "pa55word");
-        one("slack xoxb-123456789012-abcdefABCDEF", "slack_token", "xoxb-123456789012");
+        one(
+            "slack xoxb-123456789012-abcdefABCDEF",
+            "slack_token",
+            "xoxb-123456789012",
+        );
     }
 
     #[test]

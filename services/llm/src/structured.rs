@@ -102,7 +102,10 @@ where
             }
         }
     }
-    Err(LlmError::Malformed { reason: last_reason, exchanges: audit[first_index..].to_vec() })
+    Err(LlmError::Malformed {
+        reason: last_reason,
+        exchanges: audit[first_index..].to_vec(),
+    })
 }
 
 /// Deserialise the first JSON object found in `text` into `T`.
@@ -172,10 +175,19 @@ mod tests {
     #[test]
     fn extracts_plain_fenced_and_embedded_objects() {
         assert_eq!(extract_json(r#"{"a":1}"#), Some(json!({"a": 1})));
-        assert_eq!(extract_json("Sure!\n```json\n{\"a\": {\"b\": \"}\"}}\n```\nDone."), Some(json!({"a": {"b": "}"}})));
-        assert_eq!(extract_json("The answer is {\"a\": 2} as shown {\"b\": 3}"), Some(json!({"a": 2})));
+        assert_eq!(
+            extract_json("Sure!\n```json\n{\"a\": {\"b\": \"}\"}}\n```\nDone."),
+            Some(json!({"a": {"b": "}"}}))
+        );
+        assert_eq!(
+            extract_json("The answer is {\"a\": 2} as shown {\"b\": 3}"),
+            Some(json!({"a": 2}))
+        );
         // A broken brace before the real object is skipped.
-        assert_eq!(extract_json("use {braces} like {\"ok\": true}"), Some(json!({"ok": true})));
+        assert_eq!(
+            extract_json("use {braces} like {\"ok\": true}"),
+            Some(json!({"ok": true}))
+        );
         assert_eq!(extract_json("no json here"), None);
         assert_eq!(extract_json("[1,2]"), None);
     }
