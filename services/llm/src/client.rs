@@ -104,7 +104,7 @@ impl LlmClient {
     /// One free-text call within the budget; the exchange is returned for the audit log.
     pub async fn chat(&self, budget: &Budget, req: &ChatRequest) -> Result<(ChatResponse, Exchange), LlmError> {
         budget.check()?;
-        let (req, _) = self.prepare(budget, req);
+        let (req, counts) = self.prepare(budget, req);
         let prompt = req.render();
         match self.provider.chat(&req).await {
             Ok(resp) => {
@@ -115,6 +115,7 @@ impl LlmClient {
                     usage: resp.usage,
                     latency: resp.latency,
                     error: None,
+                    redactions: counts,
                 };
                 Ok((resp, exchange))
             }
@@ -136,8 +137,15 @@ impl LlmClient {
         T: DeserializeOwned,
         F: Fn(&T) -> Result<(), String>,
     {
-        let (req, _) = self.prepare(budget, req);
-        structured::ask_json(self.provider.as_ref(), budget, &req, validate).await
+        let mut audit = Vec::new();
+        match self.ask_json_audited(budget, req, validate, &mut audit).await {
+            Ok(v) => Ok((v, audit)),
+            Err(LlmError::Malformed { reason, .. }) => Err(LlmError::Malformed {
+                reason,
+                exchanges: audit,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// [`LlmClient::ask_json`] appending every exchange to `audit` whatever the outcome.
@@ -152,7 +160,12 @@ impl LlmClient {
         T: DeserializeOwned,
         F: Fn(&T) -> Result<(), String>,
     {
-        let (req, _) = self.prepare(budget, req);
-        structured::ask_json_audited(self.provider.as_ref(), budget, &req, validate, audit).await
+        let (req, counts) = self.prepare(budget, req);
+        let first = audit.len();
+        let result = structured::ask_json_audited(self.provider.as_ref(), budget, &req, validate, audit).await;
+        if let Some(e) = audit.get_mut(first) {
+            e.redactions = counts;
+        }
+        result
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::Budget;
 use crate::error::LlmError;
 use crate::provider::{ChatMessage, ChatProvider, ChatRequest, Usage};
+use crate::redact::RedactionCounts;
 
 /// Bound on a raw answer kept in an audit record.
 const MAX_AUDIT_ANSWER: usize = 16_000;
@@ -28,6 +29,10 @@ pub struct Exchange {
     pub latency: Duration,
     /// Why the call or its answer was rejected, if it was.
     pub error: Option<String>,
+    /// What [`crate::LlmClient`] redacted from this request (kinds and counts, never values);
+    /// set on the first exchange of a request so that sums over an audit list stay right.
+    #[serde(default)]
+    pub redactions: RedactionCounts,
 }
 
 /// Ask for a JSON answer of type `T`, accepted when `validate` says so. One retry with a
@@ -76,6 +81,7 @@ where
                     usage: Usage::default(),
                     latency: Duration::ZERO,
                     error: Some(e.to_string()),
+                    redactions: RedactionCounts::default(),
                 });
                 return Err(e);
             }
@@ -88,6 +94,7 @@ where
             usage: resp.usage,
             latency: resp.latency,
             error: outcome.as_ref().err().cloned(),
+            redactions: RedactionCounts::default(),
         });
         match outcome {
             Ok(v) => return Ok(v),
@@ -200,6 +207,7 @@ mod tests {
             usage: Usage::default(),
             latency: Duration::from_millis(1500),
             error: Some("x".into()),
+            redactions: RedactionCounts::default(),
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["latency"], 1500);
