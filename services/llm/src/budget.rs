@@ -42,7 +42,8 @@ pub struct BudgetSpent {
     pub cost_usd: f64,
 }
 
-/// A per-incident budget, shareable between tasks of the same incident.
+/// A per-incident budget, shareable between tasks of the same incident. `check` and `record`
+/// are separate steps, so calls made concurrently for one incident may overshoot by their number.
 #[derive(Debug, Default)]
 pub struct Budget {
     limits: BudgetLimits,
