@@ -47,8 +47,16 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() {
     let cli = Cli::parse();
+    // Errors are printed with their causes, one line, without a backtrace: this is a CLI.
+    if let Err(e) = run(cli).await {
+        eprintln!("selfheal: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let mut stdout = std::io::stdout();
     match cli.command {
         // The demo owns the terminal and sends service logs to its run directory.
@@ -59,7 +67,9 @@ async fn main() -> Result<()> {
         Command::Trace(cmd) => trace::run(&cmd, &mut stdout.lock()),
         Command::Logs(cmd) => logs::run(&cmd, stdout.lock()),
         other => {
-            let _guard = selfheal_core::telemetry::init(&quiet(&cli.telemetry), "selfheal");
+            // `up` is a service and logs like one; the tools print results and stay quiet.
+            let telemetry = if matches!(other, Command::Up(_)) { service_logs(&cli.telemetry) } else { quiet(&cli.telemetry) };
+            let _guard = selfheal_core::telemetry::init(&telemetry, "selfheal");
             let shutdown = Shutdown::on_signals();
             match other {
                 Command::Up(args) => up::run(args, &cli.telemetry, shutdown).await,
@@ -97,6 +107,15 @@ fn quiet(t: &TelemetryArgs) -> TelemetryArgs {
     let mut t = t.clone();
     if std::env::var_os("SELFHEAL_LOG").is_none() && t.log_filter == "info" {
         t.log_filter = "warn".into();
+    }
+    t
+}
+
+/// `selfheal up` logs like a service, without librdkafka's periodic statistics lines.
+fn service_logs(t: &TelemetryArgs) -> TelemetryArgs {
+    let mut t = t.clone();
+    if std::env::var_os("SELFHEAL_LOG").is_none() && t.log_filter == "info" {
+        t.log_filter = "info,rdkafka=warn".into();
     }
     t
 }

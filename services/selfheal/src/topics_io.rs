@@ -166,3 +166,24 @@ pub async fn read_to_end(kafka: &KafkaArgs, topics: &[String], idle: Duration, m
     }
     Ok(n)
 }
+
+/// Creates the topics of `topics` that do not exist yet. Existing topics need no admin
+/// request at all (the embedded mock cluster does not answer them); a failed creation is
+/// logged, not fatal, since brokers that auto-create topics still accept the records.
+pub async fn ensure_topics(kafka: &KafkaArgs, topics: &[String]) {
+    let mut missing = Vec::new();
+    for t in topics {
+        match partition_ranges_async(kafka, std::slice::from_ref(t)).await {
+            Ok(r) if !r.is_empty() => {}
+            _ => missing.push(t.clone()),
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    match tokio::time::timeout(Duration::from_secs(15), selfheal_core::kafka::ensure_topics(kafka, &missing)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("creating {missing:?}: {e}; relying on the broker creating them on first write"),
+        Err(_) => tracing::warn!("creating {missing:?} timed out; relying on the broker creating them on first write"),
+    }
+}

@@ -70,10 +70,16 @@ pub async fn decide(args: &DecideArgs, approved: bool, shutdown: &Shutdown) -> R
     let record = decision(incident, approved, &by, args.reason.clone());
     let topic = args.kafka.topic(Approval::TOPIC);
     let codec = Arc::new(Codec::new(&args.registry.url)?);
-    selfheal_core::kafka::ensure_topics(&args.kafka, std::slice::from_ref(&topic)).await?;
-    selfheal_core::service::register_schema::<Approval>(&codec, &topic, shutdown, &RuntimeArgs::default())
-        .await
-        .with_context(|| format!("registering the approval schema at {}", args.registry.url))?;
+    selfheal_core::kafka::probe(&args.kafka).await?;
+    crate::topics_io::ensure_topics(&args.kafka, std::slice::from_ref(&topic)).await;
+    // A person is waiting: retry a registry that is down for a while, not forever.
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        selfheal_core::service::register_schema::<Approval>(&codec, &topic, shutdown, &RuntimeArgs::default()),
+    )
+    .await
+    .map_err(|_| anyhow!("the schema registry at {} did not answer within 20s", args.registry.url))?
+    .with_context(|| format!("registering the approval schema at {}", args.registry.url))?;
     let publisher = Publisher::new(selfheal_core::kafka::producer(&args.kafka)?, codec, "selfheal-cli");
     let (partition, offset) = publisher
         .publish(&topic, &record, &HashMap::new())

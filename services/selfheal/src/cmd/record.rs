@@ -197,9 +197,10 @@ pub async fn replay(args: &ReplayArgs) -> Result<u64> {
     let targets: BTreeSet<String> = wanted.iter().map(|r| args.kafka.topic(&r.topic)).collect();
     let targets: Vec<String> = targets.into_iter().collect();
     if !targets.is_empty() {
-        selfheal_core::kafka::ensure_topics(&args.kafka, &targets).await?;
+        topics_io::ensure_topics(&args.kafka, &targets).await;
     }
     tracing::info!(registry = %header.registry, "replaying values that carry schema ids of this registry");
+    selfheal_core::kafka::probe(&args.kafka).await?;
     let producer = selfheal_core::kafka::producer(&args.kafka)?;
     let mut n = 0u64;
     for r in wanted {

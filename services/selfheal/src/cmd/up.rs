@@ -46,9 +46,27 @@ pub struct UpArgs {
     /// Seconds the canary is analysed.
     #[arg(long, env = "SELFHEAL_CANARY_SECS", default_value_t = 30)]
     pub canary_secs: u64,
+    /// Seconds after which the canary is judged on whatever traffic it saw.
+    #[arg(long, env = "SELFHEAL_CANARY_MAX_SECS", default_value_t = 120)]
+    pub canary_max_secs: u64,
+    /// Requests the canary must serve to be promoted.
+    #[arg(long, env = "SELFHEAL_MIN_REQUESTS", default_value_t = 10)]
+    pub canary_min_requests: i64,
     /// Seconds the verifier watches after promotion.
     #[arg(long, env = "SELFHEAL_VERIFY_SECS", default_value_t = 30)]
     pub verify_secs: u64,
+    /// Fewer requests than this in the verify window and a Healed summary says "low traffic".
+    #[arg(long, env = "SELFHEAL_VERIFY_MIN_REQUESTS", default_value_t = 10)]
+    pub verify_min_requests: i64,
+    /// Python interpreter replacing a leading `python3`/`python` in test and deploy commands (e.g. a venv).
+    #[arg(long, env = "SELFHEAL_PYTHON")]
+    pub python: Option<String>,
+    /// Run tests WITHOUT network isolation when neither bwrap nor `unshare --net` works.
+    #[arg(long, env = "SELFHEAL_ALLOW_UNSANDBOXED")]
+    pub allow_unsandboxed: bool,
+    /// Environment named to the deploy policy.
+    #[arg(long, env = "SELFHEAL_ENVIRONMENT", default_value = "production")]
+    pub environment: String,
     /// Kafka connection.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -68,9 +86,9 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
         let stack = EmbeddedStack::start(shutdown.clone()).await.context("starting the embedded broker and registry")?;
         kafka.brokers = stack.brokers();
         registry_url = stack.registry.url();
-        for t in selfheal_events::topics::ALL {
-            stack.create_topic(&kafka.topic(t), kafka.partitions)?;
-        }
+        // The mock cluster does not answer CreateTopics: topics are made here, up front.
+        stack.create_pipeline_topics(&kafka.topic_prefix, kafka.partitions)?;
+        kafka.create_topics = false;
         tracing::info!(brokers = %kafka.brokers, registry = %registry_url, "embedded broker and registry running");
         Some(stack)
     } else {
@@ -96,7 +114,14 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
         monitor_window: Duration::from_secs(args.monitor_window_secs),
         incident_quiet: Duration::from_secs(args.incident_quiet_secs),
         canary_duration: Duration::from_secs(args.canary_secs),
+        canary_max: Duration::from_secs(args.canary_max_secs),
+        canary_min_requests: args.canary_min_requests,
         verify_window: Duration::from_secs(args.verify_secs),
+        verify_min_requests: args.verify_min_requests,
+        python: args.python.clone(),
+        allow_unsandboxed: args.allow_unsandboxed,
+        environment: args.environment.clone(),
+        start_stable: true,
     };
     let p = pipeline::start(&shared, &cfg).await?;
     tracing::info!(started = ?p.started, missing = ?p.missing, collector = ?p.collector_addr, learner = ?p.learner_url, ops = %ops, "selfheal up");

@@ -76,6 +76,9 @@ pub struct DemoArgs {
     /// Seconds of the monitor's detection window.
     #[arg(long, env = "SELFHEAL_DEMO_MONITOR_WINDOW_SECS", default_value_t = 5)]
     pub monitor_window_secs: u64,
+    /// Run the tests WITHOUT network isolation when neither bwrap nor `unshare --net` works here.
+    #[arg(long, env = "SELFHEAL_ALLOW_UNSANDBOXED")]
+    pub allow_unsandboxed: bool,
 }
 
 /// Everything [`run`] needs; ports are picked freely.
@@ -105,6 +108,8 @@ pub struct DemoConfig {
     pub verify: Duration,
     /// Monitor window.
     pub monitor_window: Duration,
+    /// Allow tests without network isolation.
+    pub allow_unsandboxed: bool,
 }
 
 impl DemoConfig {
@@ -129,6 +134,7 @@ impl DemoConfig {
             canary: Duration::from_secs(args.canary_secs),
             verify: Duration::from_secs(args.verify_secs),
             monitor_window: Duration::from_secs(args.monitor_window_secs),
+            allow_unsandboxed: args.allow_unsandboxed,
         })
     }
 
@@ -147,6 +153,7 @@ impl DemoConfig {
             canary: Duration::from_secs(8),
             verify: Duration::from_secs(8),
             monitor_window: Duration::from_secs(5),
+            allow_unsandboxed: false,
         }
     }
 
@@ -247,21 +254,27 @@ pub async fn run(cfg: DemoConfig, shutdown: Shutdown, out: &mut (dyn Write + Sen
             local.trigger();
         })
     };
-    let mut children: Vec<Managed> = Vec::new();
-    let mut pipeline: Option<pipeline::Pipeline> = None;
-    let result = scene_and_story(&cfg, &run_dir, &shutdown, &local, out, &mut children, &mut pipeline).await;
+    let mut scene = Scene::default();
+    let result = scene_and_story(&cfg, &run_dir, &shutdown, &local, out, &mut scene).await;
     // Clean-up on every path.
     if cfg.keep && result.as_ref().is_ok_and(|s| s.outcome.is_some()) && !shutdown.is_triggered() {
         say!(out, "\n  --keep: services, pricing-api and traffic keep running; Ctrl-C stops them");
         shutdown.wait().await;
     }
-    for c in children.drain(..) {
-        c.stop(Duration::from_secs(3)).await;
+    let cleanup = async {
+        for c in scene.children.drain(..) {
+            c.stop(Duration::from_secs(3)).await;
+        }
+        local.trigger();
+        if let Some(p) = scene.pipeline.take() {
+            p.join(Duration::from_secs(10)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), cleanup).await.is_err() {
+        tracing::warn!("clean-up did not finish within 30s");
     }
-    local.trigger();
-    if let Some(p) = pipeline.take() {
-        p.join(Duration::from_secs(10)).await;
-    }
+    // The broker goes last: stages commit and flush against it while they stop.
+    drop(scene.stack.take());
     bridge.abort();
     let story = result?;
     let report = run_dir.join("report.md");
@@ -311,29 +324,36 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
     Ok(())
 }
 
-/// Sets the scene and follows the incident; fills `children` and `pipeline` so the caller can stop them.
+/// What a run starts, kept by the caller so that every path stops it.
+#[derive(Default)]
+struct Scene {
+    children: Vec<Managed>,
+    pipeline: Option<pipeline::Pipeline>,
+    stack: Option<EmbeddedStack>,
+}
+
+/// Sets the scene and follows the incident; fills `scene` so the caller can stop it all.
 async fn scene_and_story(
     cfg: &DemoConfig,
     run_dir: &Path,
     shutdown: &Shutdown,
     local: &Shutdown,
     out: &mut (dyn Write + Send),
-    children: &mut Vec<Managed>,
-    pipeline_slot: &mut Option<pipeline::Pipeline>,
+    scene: &mut Scene,
 ) -> Result<Story> {
     let deadline = tokio::time::Instant::now() + cfg.timeout;
     say!(out, "selfheal demo — embedded broker and registry, 7 services, {SERVICE} (Python, OpenTelemetry)");
 
     // The broker and registry.
     let stack = EmbeddedStack::start(local.clone()).await.context("starting the embedded broker and registry")?;
-    let mut kafka = KafkaArgs::for_brokers(&stack.brokers());
+    // The mock cluster does not answer CreateTopics: topics are made here, up front.
+    let mut kafka = stack.kafka_args("");
     kafka.partitions = 1;
-    for t in topics::ALL {
-        stack.create_topic(&kafka.topic(t), kafka.partitions)?;
-    }
+    stack.create_pipeline_topics(&kafka.topic_prefix, kafka.partitions)?;
     let codec = Arc::new(Codec::new(&stack.registry.url())?);
     let schemas = register_all(&codec, &kafka, local).await?;
     say!(out, "  ✓ broker {} · registry {} · {} topics · {schemas} schemas registered", stack.brokers(), stack.registry.addr, topics::ALL.len());
+    scene.stack = Some(stack);
 
     // Python, the repository and the catalog.
     let python = setup::python(&cfg.root, cfg.python.as_deref(), &run_dir.join("python-env.log")).await?;
@@ -366,23 +386,26 @@ async fn scene_and_story(
     pcfg.monitor_window = cfg.monitor_window;
     pcfg.canary_duration = cfg.canary;
     pcfg.verify_window = cfg.verify;
+    pcfg.python = Some(python.to_string_lossy().into_owned());
+    pcfg.allow_unsandboxed = cfg.allow_unsandboxed;
     let p = pipeline::start(&shared, &pcfg).await?;
     let collector = p.collector_addr;
+    let _ = &collector;
     let learner_url = p.learner_url.clone();
     let services_line = format!(
         "  {} {} services in-process · collector {} · learner API {}{}",
         if p.missing.is_empty() { "✓" } else { "!" },
-        p.started.len(),
+        p.started.iter().filter(|s| **s != "rollout-approvals").count(),
         collector.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         learner_url.as_deref().unwrap_or("-"),
         if p.missing.is_empty() { String::new() } else { format!(" · NOT RUNNING: {}", p.missing.join(", ")) }
     );
-    *pipeline_slot = Some(p);
+    let started_stable = start_stable(&p).await;
+    scene.pipeline = Some(p);
     say!(out, "{services_line}");
 
-    // The stable service and traffic.
-    let otlp = collector.map(|a| format!("http://{a}")).unwrap_or_else(|| "http://127.0.0.1:9".into());
-    let service_url = start_stable(pipeline_slot, &python, &repo, port, &otlp, &commit, run_dir, children).await?;
+    // The stable service (started above, behind the deployer's proxy) and traffic.
+    let service_url = started_stable?;
     let traffic = Managed::spawn(
         "traffic",
         &python,
@@ -401,7 +424,7 @@ async fn scene_and_story(
         &[],
         &run_dir.join("traffic.log"),
     )?;
-    children.push(traffic);
+    scene.children.push(traffic);
     say!(
         out,
         "  ✓ {SERVICE} v1 ({commit}) on :{port} · traffic {} req/s, {:.0}% with discount 0.0\n",
@@ -409,32 +432,18 @@ async fn scene_and_story(
         cfg.zero_share * 100.0
     );
 
-    follow(cfg, &kafka, &codec, learner_url.as_deref(), deadline, shutdown, out, children, pipeline_slot).await
+    follow(cfg, &kafka, &codec, learner_url.as_deref(), deadline, shutdown, out, &mut scene.children, &scene.pipeline).await
 }
 
-/// Starts the stable version: through the rollout's deployer when it runs, else directly.
-#[allow(clippy::too_many_arguments)]
-async fn start_stable(
-    _pipeline: &mut Option<pipeline::Pipeline>,
-    python: &Path,
-    repo: &Path,
-    port: u16,
-    otlp: &str,
-    commit: &str,
-    run_dir: &Path,
-    children: &mut Vec<Managed>,
-) -> Result<String> {
-    // TODO: the rollout's LocalProcessDeployer::ensure_stable once it lands.
-    let env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.to_string()),
-        ("SERVICE_VERSION".to_string(), commit.to_string()),
-        ("PORT".to_string(), port.to_string()),
-        ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
-    ];
-    let child = Managed::spawn("pricing-api", python, &["app.py".into()], repo, &env, &run_dir.join("pricing-api.log"))?;
-    children.push(child);
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&format!("{url}/healthz"), Duration::from_secs(20)).await?;
+/// Starts the stable version through the rollout's deployer (behind its traffic proxy on
+/// the catalog's port) and returns the URL traffic goes to.
+async fn start_stable(p: &pipeline::Pipeline) -> Result<String> {
+    let deployer = p.deployer.as_ref().ok_or_else(|| anyhow!("the rollout stage is not running"))?;
+    let svc = p.catalog.service(SERVICE).ok_or_else(|| anyhow!("{SERVICE} is not in the demo's catalog"))?;
+    deployer.ensure_stable(svc).await.with_context(|| format!("starting the stable {SERVICE}"))?;
+    let addr = deployer.public_addr(SERVICE).await.ok_or_else(|| anyhow!("the deployer runs no proxy for {SERVICE}"))?;
+    let url = format!("http://{addr}");
+    wait_healthy(&format!("{url}/healthz"), Duration::from_secs(30)).await?;
     Ok(url)
 }
 

@@ -62,7 +62,7 @@ fn pct(x: f64) -> String {
 pub fn first_error(a: &Anomaly) -> Entry {
     let op = a.operation.as_deref().unwrap_or("a request");
     let what = a.exception.as_ref().map(|e| format!(" ({})", e.r#type)).unwrap_or_default();
-    Entry::new(Some(0.0), "", format!("first error from {} {op}{what}", a.service))
+    Entry::new(Some(0.0), "service", format!("first error from {} {op}{what}", a.service))
 }
 
 /// The monitor's entry.
@@ -200,7 +200,8 @@ pub fn rollout(r: &Rollout) -> Entry {
         RolloutStep::AwaitingApproval => {
             format!("awaiting approval — run: selfheal approve {}", r.incident_id)
         }
-        RolloutStep::CanaryAnalyzed | RolloutStep::Promoted | RolloutStep::RolledBack => {
+        RolloutStep::Promoted => format!("promoted: {}", clip(&r.detail, 120)),
+        RolloutStep::CanaryAnalyzed | RolloutStep::RolledBack => {
             let rates = match (r.canary_error_rate, r.stable_error_rate) {
                 (Some(c), Some(s)) => format!(
                     "canary {} errors ({} req) vs stable {} ({} req)",
@@ -226,7 +227,9 @@ pub fn outcome(o: &Outcome) -> Entry {
         text.push_str(&format!("{} {what} in {:.0}s after promotion ({} requests) · ", v.occurrences, v.window_ms as f64 / 1000.0, v.requests));
     }
     text.push_str(status_word(o.status));
-    Entry::new(at(&o.timeline, o.timeline.outcome_ms), "verifier", text).more(clip(&o.summary, 140))
+    let e = Entry::new(at(&o.timeline, o.timeline.outcome_ms), "verifier", text);
+    // Without a verification window the summary is the only explanation.
+    if o.verification.is_none() { e.more(clip(&o.summary, 140)) } else { e }
 }
 
 /// The learner's entry once the outcome is stored.
@@ -264,7 +267,11 @@ mod tests {
         assert!(p.lines[2].contains("allowed (12 rules)") && p.lines[2].contains("(e4f5a6b)"), "{:?}", p.lines);
 
         let r = rollout(&examples::rollout());
-        assert!(r.lines[0].contains("canary 0.0% errors") && r.lines[0].contains("stable 9.6%") && r.lines[0].ends_with("promoted"), "{:?}", r.lines);
+        assert!(r.lines[0].starts_with("promoted: canary 0.0% errors vs stable 9.6%"), "{:?}", r.lines);
+        let mut analysed = examples::rollout();
+        analysed.step = selfheal_events::RolloutStep::CanaryAnalyzed;
+        let r = rollout(&analysed);
+        assert!(r.lines[0].contains("canary 0.0% errors (52 req) vs stable 9.6% (157 req)"), "{:?}", r.lines);
 
         let o = outcome(&examples::outcome());
         assert!(o.lines[0].ends_with("HEALED"), "{:?}", o.lines);
