@@ -23,7 +23,7 @@ enum Command {
     /// The end-to-end demo: a failing Python service is diagnosed, patched, canaried and verified.
     Demo(demo::DemoArgs),
     /// Run all seven stages in one process (against a broker and registry, or embedded).
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Print the records of a pipeline topic (one JSON line each; a summary line for outcomes).
     Tail(tail::TailArgs),
     /// Approve the pending patch of an incident.
@@ -72,7 +72,7 @@ async fn run(cli: Cli) -> Result<()> {
             let _guard = selfheal_core::telemetry::init(&telemetry, "selfheal");
             let shutdown = Shutdown::on_signals();
             match other {
-                Command::Up(args) => up::run(args, &cli.telemetry, shutdown).await,
+                Command::Up(args) => up::run(*args, &cli.telemetry, shutdown).await,
                 Command::Tail(args) => tail::run(&args, &shutdown, &mut stdout).await.map(|_| ()),
                 Command::Approve(args) => {
                     let a = approve::decide(&args, true, &shutdown).await?;

@@ -296,7 +296,8 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
         && !fix.diff.is_empty()
     {
         say!(out, "");
-        for line in fix.diff.lines() {
+        let test_file = o.regression_test.as_ref().map(|t| t.file.as_str());
+        for line in terminal_diff(&fix.diff, test_file) {
             say!(out, "  {line}");
         }
     }
@@ -318,6 +319,9 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
         other => format!("{} after {t}", status_word(other)),
     };
     say!(out, "\n  {verb} · report: {}", rel(report).display());
+    if o.fix.as_ref().is_some_and(|f| f.learned) {
+        say!(out, "  the learning store supplied this fix (see: selfheal knowledge, or the report)");
+    }
     if cfg.json {
         say!(out, "{}", serde_json::to_string(o)?);
     }
@@ -330,6 +334,38 @@ struct Scene {
     children: Vec<Managed>,
     pipeline: Option<pipeline::Pipeline>,
     stack: Option<EmbeddedStack>,
+}
+
+/// The diff as shown on the terminal: the code change in full, the regression test file
+/// as one line (the report has it all), git's index lines left out.
+pub fn terminal_diff(diff: &str, test_file: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for line in diff.lines() {
+        if let Some(rest) = line.strip_prefix("diff --git a/") {
+            let file = rest.split(" b/").next().unwrap_or(rest);
+            skipping = test_file == Some(file);
+            if skipping {
+                let added = diff_lines_of(diff, file);
+                out.push(format!("+++ {file} (new regression test, {added} lines)"));
+            }
+            continue;
+        }
+        if skipping || line.starts_with("index ") || line.starts_with("new file mode") {
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    out
+}
+
+/// Added lines of one file's section of a git diff.
+fn diff_lines_of(diff: &str, file: &str) -> usize {
+    let header = format!("diff --git a/{file} ");
+    let Some(start) = diff.find(&header) else { return 0 };
+    let section = &diff[start + header.len()..];
+    let end = section.find("\ndiff --git ").unwrap_or(section.len());
+    section[..end].lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count()
 }
 
 /// Sets the scene and follows the incident; fills `scene` so the caller can stop it all.
@@ -600,4 +636,27 @@ async fn learned_fix(url: &str, o: &Outcome, within: Duration) -> Option<KnownFi
     let fixes: Vec<KnownFix> = serde_json::from_value(v.get("fixes")?.clone()).ok()?;
     let strategy = o.fix.as_ref().map(|f| f.strategy.as_str());
     fixes.iter().find(|f| Some(f.strategy.as_str()) == strategy).or(fixes.first()).cloned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_terminal_diff_shows_the_fix_and_summarises_the_test_file() {
+        let diff = "diff --git a/pricing_logic.py b/pricing_logic.py\nindex 1..2 100644\n--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -14 +14,2 @@\n-def calc(p, d): return p / d\n+def calc(p, d):\n+    return p / d if d != 0 else p\ndiff --git a/tests/test_x.py b/tests/test_x.py\nnew file mode 100644\nindex 0..3\n--- /dev/null\n+++ b/tests/test_x.py\n@@ -0,0 +1,2 @@\n+def test_x():\n+    pass\n";
+        let lines = terminal_diff(diff, Some("tests/test_x.py"));
+        assert_eq!(lines[0], "--- a/pricing_logic.py");
+        assert!(lines.contains(&"+    return p / d if d != 0 else p".to_string()), "{lines:?}");
+        assert_eq!(lines.last().unwrap(), "+++ tests/test_x.py (new regression test, 2 lines)");
+        assert!(!lines.iter().any(|l| l.starts_with("index ") || l.contains("def test_x")), "{lines:?}");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ() {
+        let (a, b) = (new_run_id(), new_run_id());
+        assert_eq!(a.len(), "20260501-120301-3f9a".len());
+        assert_ne!(a, b);
+    }
 }

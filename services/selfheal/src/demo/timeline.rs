@@ -200,7 +200,7 @@ pub fn rollout(r: &Rollout) -> Entry {
         RolloutStep::AwaitingApproval => {
             format!("awaiting approval — run: selfheal approve {}", r.incident_id)
         }
-        RolloutStep::Promoted => format!("promoted: {}", clip(&r.detail, 120)),
+        RolloutStep::Promoted => format!("promoted: {}", clip(r.detail.trim_end_matches("· promoted").trim_end(), 120)),
         RolloutStep::CanaryAnalyzed | RolloutStep::RolledBack => {
             let rates = match (r.canary_error_rate, r.stable_error_rate) {
                 (Some(c), Some(s)) => format!(
