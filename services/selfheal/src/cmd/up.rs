@@ -105,8 +105,11 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
         health,
         shutdown: shutdown.clone(),
     };
+    // Stages resolve repositories against the catalog's directory and run git elsewhere:
+    // an absolute catalog path makes every repository path absolute.
+    let catalog = std::fs::canonicalize(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?;
     let cfg = PipelineConfig {
-        catalog: args.catalog.clone(),
+        catalog,
         state_dir: args.state_dir.clone(),
         learner_db: args.learner_db.clone(),
         learner_addr: args.learner_addr,

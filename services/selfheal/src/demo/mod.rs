@@ -49,7 +49,7 @@ pub struct DemoArgs {
     /// Keep the services, pricing-api and traffic running after the outcome, until Ctrl-C.
     #[arg(long, env = "SELFHEAL_DEMO_KEEP")]
     pub keep: bool,
-    /// Give up (and exit non-zero) when no outcome arrived within this many seconds.
+    /// Give up (and exit non-zero) when no outcome arrived within this many seconds of the traffic starting.
     #[arg(long, env = "SELFHEAL_DEMO_TIMEOUT_SECS", default_value_t = 150)]
     pub timeout_secs: u64,
     /// Where runs are kept (`<dir>/<run-id>/`), and the learning store shared by runs (`<dir>/learner.db`).
@@ -256,11 +256,20 @@ pub async fn run(cfg: DemoConfig, shutdown: Shutdown, out: &mut (dyn Write + Sen
     };
     let mut scene = Scene::default();
     let result = scene_and_story(&cfg, &run_dir, &shutdown, &local, out, &mut scene).await;
-    // Clean-up on every path.
+    // The end of the story is told while everything still runs (with --keep, it keeps running).
+    let report = run_dir.join("report.md");
+    let told = match &result {
+        Ok(story) => tell_the_end(story, &report, &run_dir, &cfg, out),
+        Err(_) => Ok(()),
+    };
     if cfg.keep && result.as_ref().is_ok_and(|s| s.outcome.is_some()) && !shutdown.is_triggered() {
-        say!(out, "\n  --keep: services, pricing-api and traffic keep running; Ctrl-C stops them");
+        say!(out, "\n  --keep: everything keeps running until Ctrl-C. Meanwhile, in another terminal:");
+        for hint in &scene.hints {
+            say!(out, "    {hint}");
+        }
         shutdown.wait().await;
     }
+    // Clean-up on every path.
     let cleanup = async {
         for c in scene.children.drain(..) {
             c.stop(Duration::from_secs(3)).await;
@@ -277,17 +286,22 @@ pub async fn run(cfg: DemoConfig, shutdown: Shutdown, out: &mut (dyn Write + Sen
     drop(scene.stack.take());
     bridge.abort();
     let story = result?;
-    let report = run_dir.join("report.md");
-    std::fs::write(&report, report::markdown(&story)).with_context(|| format!("writing {}", report.display()))?;
+    told?;
     let outcome = story.outcome.clone();
-    match &outcome {
-        Some(o) => finish(o, &story, &report, &cfg, out)?,
+    Ok(DemoResult { outcome, story, run_dir, report, elapsed: started.elapsed() })
+}
+
+/// Writes the report and prints the end of the story (or why there is none).
+fn tell_the_end(story: &Story, report: &Path, run_dir: &Path, cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<()> {
+    std::fs::write(report, report::markdown(story)).with_context(|| format!("writing {}", report.display()))?;
+    match &story.outcome {
+        Some(o) => finish(o, story, report, cfg, out),
         None => {
             say!(out, "\n  ✗ no outcome: {}", story.stopped.as_deref().unwrap_or("stopped"));
-            say!(out, "    report: {} · logs: {}", rel(&report).display(), rel(&run_dir.join("selfheal.log")).display());
+            say!(out, "    report: {} · logs: {}", rel(report).display(), rel(&run_dir.join("selfheal.log")).display());
+            Ok(())
         }
     }
-    Ok(DemoResult { outcome, story, run_dir, report, elapsed: started.elapsed() })
 }
 
 /// Prints the end: the diff, the tests, the verdict line and the JSON line.
@@ -331,6 +345,8 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
 /// What a run starts, kept by the caller so that every path stops it.
 #[derive(Default)]
 struct Scene {
+    /// Commands a person can run against this run (printed with --keep).
+    hints: Vec<String>,
     children: Vec<Managed>,
     pipeline: Option<pipeline::Pipeline>,
     stack: Option<EmbeddedStack>,
@@ -377,7 +393,6 @@ async fn scene_and_story(
     out: &mut (dyn Write + Send),
     scene: &mut Scene,
 ) -> Result<Story> {
-    let deadline = tokio::time::Instant::now() + cfg.timeout;
     say!(out, "selfheal demo — embedded broker and registry, 7 services, {SERVICE} (Python, OpenTelemetry)");
 
     // The broker and registry.
@@ -461,6 +476,12 @@ async fn scene_and_story(
         &run_dir.join("traffic.log"),
     )?;
     scene.children.push(traffic);
+    let (b, r) = (kafka.brokers.clone(), codec.url().to_string());
+    scene.hints = vec![
+        format!("selfheal tail outcomes --from-beginning --kafka-brokers {b} --schema-registry-url {r}"),
+        format!("selfheal knowledge --learner-url {}", learner_url.as_deref().unwrap_or("-")),
+        format!("curl -s {service_url}/healthz"),
+    ];
     say!(
         out,
         "  ✓ {SERVICE} v1 ({commit}) on :{port} · traffic {} req/s, {:.0}% with discount 0.0\n",
@@ -468,6 +489,9 @@ async fn scene_and_story(
         cfg.zero_share * 100.0
     );
 
+    // The timeout counts from here: creating the Python environment the first time takes
+    // as long as pip needs, which says nothing about selfheal.
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
     follow(cfg, &kafka, &codec, learner_url.as_deref(), deadline, shutdown, out, &mut scene.children, &scene.pipeline).await
 }
 
