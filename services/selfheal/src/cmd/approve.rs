@@ -57,7 +57,18 @@ pub fn decision(incident_id: &str, approved: bool, by: &str, reason: Option<Stri
 
 /// Who decides when `--by` is absent.
 fn default_approver() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+    if let Some(u) = ["USER", "LOGNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty())) {
+        return u;
+    }
+    // Containers often run without $USER; the account name is still known.
+    std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Publishes an approval (or rejection) and returns the record.
