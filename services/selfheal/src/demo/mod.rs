@@ -28,7 +28,8 @@ use selfheal_core::metrics::Metrics;
 use selfheal_core::service::{Shared, register_schema};
 use selfheal_core::{KafkaArgs, RuntimeArgs, Shutdown, TelemetryArgs};
 use selfheal_events::{
-    Anomaly, Approval, Codec, Diagnosis, KnownFix, Outcome, OutcomeStatus, Patch, Record, Rollout, TelemetryEvent, topics,
+    Anomaly, Approval, Codec, Diagnosis, KnownFix, Outcome, OutcomeStatus, Patch, Record, Rollout, TelemetryEvent,
+    topics,
 };
 
 use crate::pipeline::{self, PipelineConfig};
@@ -118,8 +119,12 @@ impl DemoConfig {
         let cwd = std::env::current_dir()?;
         let root = match &args.root {
             Some(r) => r.clone(),
-            None => setup::find_root(&cwd)
-                .ok_or_else(|| anyhow!("cannot find the selfheal checkout (examples/pricing-api) from {}; pass --root", cwd.display()))?,
+            None => setup::find_root(&cwd).ok_or_else(|| {
+                anyhow!(
+                    "cannot find the selfheal checkout (examples/pricing-api) from {}; pass --root",
+                    cwd.display()
+                )
+            })?,
         };
         Ok(DemoConfig {
             state_dir: args.state_dir.clone().unwrap_or_else(|| root.join(".selfheal/demo")),
@@ -167,7 +172,15 @@ impl DemoConfig {
 pub fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     let rnd = &uuid::Uuid::new_v4().simple().to_string()[..4];
-    format!("{:04}{:02}{:02}-{:02}{:02}{:02}-{rnd}", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second())
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{rnd}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
 }
 
 /// What a demo run produced.
@@ -199,8 +212,13 @@ pub async fn main(args: DemoArgs, telemetry: &TelemetryArgs) -> Result<i32> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let log_path = run_dir.join("selfheal.log");
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&telemetry.log_filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(log)).with_ansi(false).with_env_filter(filter).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&telemetry.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
     let shutdown = Shutdown::on_signals();
     let mut stdout = std::io::stdout();
     match run(cfg, shutdown.clone(), &mut stdout).await {
@@ -208,7 +226,11 @@ pub async fn main(args: DemoArgs, telemetry: &TelemetryArgs) -> Result<i32> {
         Ok(_) if shutdown.is_triggered() => Ok(130),
         Ok(_) => Ok(1),
         Err(e) => {
-            let _ = writeln!(stdout, "\n  ✗ demo failed: {e:#}\n    logs: {}", rel(&log_path).display());
+            let _ = writeln!(
+                stdout,
+                "\n  ✗ demo failed: {e:#}\n    logs: {}",
+                rel(&log_path).display()
+            );
             Ok(2)
         }
     }
@@ -216,7 +238,10 @@ pub async fn main(args: DemoArgs, telemetry: &TelemetryArgs) -> Result<i32> {
 
 /// `path` relative to the current directory when below it (shorter to read).
 fn rel(path: &Path) -> PathBuf {
-    std::env::current_dir().ok().and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf)).unwrap_or_else(|| path.to_path_buf())
+    std::env::current_dir()
+        .ok()
+        .and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Every record type on a topic, for registration.
@@ -263,7 +288,10 @@ pub async fn run(cfg: DemoConfig, shutdown: Shutdown, out: &mut (dyn Write + Sen
         Err(_) => Ok(()),
     };
     if cfg.keep && result.as_ref().is_ok_and(|s| s.outcome.is_some()) && !shutdown.is_triggered() {
-        say!(out, "\n  --keep: everything keeps running until Ctrl-C. Meanwhile, in another terminal:");
+        say!(
+            out,
+            "\n  --keep: everything keeps running until Ctrl-C. Meanwhile, in another terminal:"
+        );
         for hint in &scene.hints {
             say!(out, "    {hint}");
         }
@@ -288,17 +316,38 @@ pub async fn run(cfg: DemoConfig, shutdown: Shutdown, out: &mut (dyn Write + Sen
     let story = result?;
     told?;
     let outcome = story.outcome.clone();
-    Ok(DemoResult { outcome, story, run_dir, report, elapsed: started.elapsed() })
+    Ok(DemoResult {
+        outcome,
+        story,
+        run_dir,
+        report,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Writes the report and prints the end of the story (or why there is none).
-fn tell_the_end(story: &Story, report: &Path, run_dir: &Path, cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<()> {
+fn tell_the_end(
+    story: &Story,
+    report: &Path,
+    run_dir: &Path,
+    cfg: &DemoConfig,
+    out: &mut (dyn Write + Send),
+) -> Result<()> {
     std::fs::write(report, report::markdown(story)).with_context(|| format!("writing {}", report.display()))?;
     match &story.outcome {
         Some(o) => finish(o, story, report, cfg, out),
         None => {
-            say!(out, "\n  ✗ no outcome: {}", story.stopped.as_deref().unwrap_or("stopped"));
-            say!(out, "    report: {} · logs: {}", rel(report).display(), rel(&run_dir.join("selfheal.log")).display());
+            say!(
+                out,
+                "\n  ✗ no outcome: {}",
+                story.stopped.as_deref().unwrap_or("stopped")
+            );
+            say!(
+                out,
+                "    report: {} · logs: {}",
+                rel(report).display(),
+                rel(&run_dir.join("selfheal.log")).display()
+            );
             Ok(())
         }
     }
@@ -315,7 +364,11 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
             say!(out, "  {line}");
         }
     }
-    if let Some(v) = o.validation.as_ref().or(story.patch.as_ref().and_then(|p| p.validation.as_ref())) {
+    if let Some(v) = o
+        .validation
+        .as_ref()
+        .or(story.patch.as_ref().and_then(|p| p.validation.as_ref()))
+    {
         say!(
             out,
             "\n  tests: regression test failed before the fix: {} · passed after: {} · suite {} ({} run, {} failed) in {}",
@@ -334,7 +387,10 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
     };
     say!(out, "\n  {verb} · report: {}", rel(report).display());
     if o.fix.as_ref().is_some_and(|f| f.learned) {
-        say!(out, "  the learning store supplied this fix (see: selfheal knowledge, or the report)");
+        say!(
+            out,
+            "  the learning store supplied this fix (see: selfheal knowledge, or the report)"
+        );
     }
     if cfg.json {
         say!(out, "{}", serde_json::to_string(o)?);
@@ -381,7 +437,10 @@ fn diff_lines_of(diff: &str, file: &str) -> usize {
     let Some(start) = diff.find(&header) else { return 0 };
     let section = &diff[start + header.len()..];
     let end = section.find("\ndiff --git ").unwrap_or(section.len());
-    section[..end].lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count()
+    section[..end]
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .count()
 }
 
 /// Sets the scene and follows the incident; fills `scene` so the caller can stop it all.
@@ -393,17 +452,28 @@ async fn scene_and_story(
     out: &mut (dyn Write + Send),
     scene: &mut Scene,
 ) -> Result<Story> {
-    say!(out, "selfheal demo — embedded broker and registry, 7 services, {SERVICE} (Python, OpenTelemetry)");
+    say!(
+        out,
+        "selfheal demo — embedded broker and registry, 7 services, {SERVICE} (Python, OpenTelemetry)"
+    );
 
     // The broker and registry.
-    let stack = EmbeddedStack::start(local.clone()).await.context("starting the embedded broker and registry")?;
+    let stack = EmbeddedStack::start(local.clone())
+        .await
+        .context("starting the embedded broker and registry")?;
     // The mock cluster does not answer CreateTopics: topics are made here, up front.
     let mut kafka = stack.kafka_args("");
     kafka.partitions = 1;
     stack.create_pipeline_topics(&kafka.topic_prefix, kafka.partitions)?;
     let codec = Arc::new(Codec::new(&stack.registry.url())?);
     let schemas = register_all(&codec, &kafka, local).await?;
-    say!(out, "  ✓ broker {} · registry {} · {} topics · {schemas} schemas registered", stack.brokers(), stack.registry.addr, topics::ALL.len());
+    say!(
+        out,
+        "  ✓ broker {} · registry {} · {} topics · {schemas} schemas registered",
+        stack.brokers(),
+        stack.registry.addr,
+        topics::ALL.len()
+    );
     scene.stack = Some(stack);
 
     // Python, the repository and the catalog.
@@ -427,7 +497,11 @@ async fn scene_and_story(
     // The seven services.
     let shared = Shared {
         kafka: kafka.clone(),
-        runtime: RuntimeArgs { retry_max_ms: 2_000, grace_period_secs: 5, ..RuntimeArgs::default() },
+        runtime: RuntimeArgs {
+            retry_max_ms: 2_000,
+            grace_period_secs: 5,
+            ..RuntimeArgs::default()
+        },
         codec: codec.clone(),
         metrics: Arc::new(Metrics::new()),
         health: Health::new(),
@@ -449,7 +523,11 @@ async fn scene_and_story(
         p.started.iter().filter(|s| **s != "rollout-approvals").count(),
         collector.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         learner_url.as_deref().unwrap_or("-"),
-        if p.missing.is_empty() { String::new() } else { format!(" · NOT RUNNING: {}", p.missing.join(", ")) }
+        if p.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" · NOT RUNNING: {}", p.missing.join(", "))
+        }
     );
     let started_stable = start_stable(&p).await;
     scene.pipeline = Some(p);
@@ -461,7 +539,10 @@ async fn scene_and_story(
         "traffic",
         &python,
         &[
-            cfg.root.join("examples/traffic/traffic.py").to_string_lossy().into_owned(),
+            cfg.root
+                .join("examples/traffic/traffic.py")
+                .to_string_lossy()
+                .into_owned(),
             "--target".into(),
             service_url.clone(),
             "--rate".into(),
@@ -479,7 +560,10 @@ async fn scene_and_story(
     let (b, r) = (kafka.brokers.clone(), codec.url().to_string());
     scene.hints = vec![
         format!("selfheal tail outcomes --from-beginning --kafka-brokers {b} --schema-registry-url {r}"),
-        format!("selfheal knowledge --learner-url {}", learner_url.as_deref().unwrap_or("-")),
+        format!(
+            "selfheal knowledge --learner-url {}",
+            learner_url.as_deref().unwrap_or("-")
+        ),
         format!("curl -s {service_url}/healthz"),
     ];
     say!(
@@ -492,16 +576,39 @@ async fn scene_and_story(
     // The timeout counts from here: creating the Python environment the first time takes
     // as long as pip needs, which says nothing about selfheal.
     let deadline = tokio::time::Instant::now() + cfg.timeout;
-    follow(cfg, &kafka, &codec, learner_url.as_deref(), deadline, shutdown, out, &mut scene.children, &scene.pipeline).await
+    follow(
+        cfg,
+        &kafka,
+        &codec,
+        learner_url.as_deref(),
+        deadline,
+        shutdown,
+        out,
+        &mut scene.children,
+        &scene.pipeline,
+    )
+    .await
 }
 
 /// Starts the stable version through the rollout's deployer (behind its traffic proxy on
 /// the catalog's port) and returns the URL traffic goes to.
 async fn start_stable(p: &pipeline::Pipeline) -> Result<String> {
-    let deployer = p.deployer.as_ref().ok_or_else(|| anyhow!("the rollout stage is not running"))?;
-    let svc = p.catalog.service(SERVICE).ok_or_else(|| anyhow!("{SERVICE} is not in the demo's catalog"))?;
-    deployer.ensure_stable(svc).await.with_context(|| format!("starting the stable {SERVICE}"))?;
-    let addr = deployer.public_addr(SERVICE).await.ok_or_else(|| anyhow!("the deployer runs no proxy for {SERVICE}"))?;
+    let deployer = p
+        .deployer
+        .as_ref()
+        .ok_or_else(|| anyhow!("the rollout stage is not running"))?;
+    let svc = p
+        .catalog
+        .service(SERVICE)
+        .ok_or_else(|| anyhow!("{SERVICE} is not in the demo's catalog"))?;
+    deployer
+        .ensure_stable(svc)
+        .await
+        .with_context(|| format!("starting the stable {SERVICE}"))?;
+    let addr = deployer
+        .public_addr(SERVICE)
+        .await
+        .ok_or_else(|| anyhow!("the deployer runs no proxy for {SERVICE}"))?;
     let url = format!("http://{addr}");
     wait_healthy(&format!("{url}/healthz"), Duration::from_secs(30)).await?;
     Ok(url)
@@ -509,7 +616,10 @@ async fn start_stable(p: &pipeline::Pipeline) -> Result<String> {
 
 /// Polls a health URL until it answers 200.
 async fn wait_healthy(url: &str, within: Duration) -> Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()?;
     let until = Instant::now() + within;
     loop {
         if let Ok(r) = client.get(url).send().await
@@ -537,13 +647,23 @@ async fn follow(
     children: &mut [Managed],
     pipeline: &Option<pipeline::Pipeline>,
 ) -> Result<Story> {
-    let names = [topics::ANOMALIES, topics::DIAGNOSES, topics::PATCHES, topics::ROLLOUTS, topics::OUTCOMES];
+    let names = [
+        topics::ANOMALIES,
+        topics::DIAGNOSES,
+        topics::PATCHES,
+        topics::ROLLOUTS,
+        topics::OUTCOMES,
+    ];
     let full: Vec<String> = names.iter().map(|t| kafka.topic(t)).collect();
     let ranges = topics_io::partition_ranges_async(kafka, &full).await?;
     let consumer = topics_io::assigned_consumer(kafka, &ranges, StartAt::Beginning)?;
-    let mut story = Story { run_id: cfg.run_id.clone(), ..Story::default() };
+    let mut story = Story {
+        run_id: cfg.run_id.clone(),
+        ..Story::default()
+    };
     let mut incident: Option<String> = None;
     let mut others: BTreeSet<String> = BTreeSet::new();
+    let mut early: Vec<(String, Vec<u8>)> = Vec::new();
     let mut last_progress = Instant::now();
     say!(out, "  waiting for the first error…");
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -576,58 +696,82 @@ async fn follow(
             }
             m = consumer.recv() => m.context("reading the pipeline topics")?,
         };
-        let topic = msg.topic().strip_prefix(kafka.topic_prefix.as_str()).unwrap_or(msg.topic()).to_string();
-        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else { continue };
+        let topic = msg
+            .topic()
+            .strip_prefix(kafka.topic_prefix.as_str())
+            .unwrap_or(msg.topic())
+            .to_string();
+        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else {
+            continue;
+        };
         drop(msg);
         last_progress = Instant::now();
         let mine = |id: &str, incident: &Option<String>| incident.as_deref() == Some(id);
-        match topic.as_str() {
-            topics::ANOMALIES => {
-                let a: Anomaly = decode(codec, &payload, &topic).await?;
-                if incident.is_none() && a.service == SERVICE {
-                    incident = Some(a.incident_id.clone());
-                    emit(&mut story, timeline::first_error(&a), out);
-                    emit(&mut story, timeline::anomaly(&a), out);
-                    story.anomaly = Some(a);
-                } else if !mine(&a.incident_id, &incident) && others.insert(a.incident_id.clone()) {
-                    say!(out, "  (another incident {} opened: {})", crate::render::short(&a.incident_id), crate::render::clip(&a.summary, 80));
-                }
+        // Partitions of different topics are fetched independently: a diagnosis can be read
+        // before the anomaly that names its incident. Such records wait in `early` until then.
+        let mut queue = std::collections::VecDeque::from([(topic, payload)]);
+        while let Some((topic, payload)) = queue.pop_front() {
+            if incident.is_none() && topic != topics::ANOMALIES {
+                early.push((topic, payload));
+                continue;
             }
-            topics::DIAGNOSES => {
-                let d: Diagnosis = decode(codec, &payload, &topic).await?;
-                if mine(&d.incident_id, &incident) {
-                    emit(&mut story, timeline::diagnosis(&d), out);
-                    story.diagnosis = Some(d);
-                }
-            }
-            topics::PATCHES => {
-                let p: Patch = decode(codec, &payload, &topic).await?;
-                if mine(&p.incident_id, &incident) {
-                    emit(&mut story, timeline::patch(&p), out);
-                    story.patch = Some(p);
-                }
-            }
-            topics::ROLLOUTS => {
-                let r: Rollout = decode(codec, &payload, &topic).await?;
-                if mine(&r.incident_id, &incident) {
-                    emit(&mut story, timeline::rollout(&r), out);
-                    story.rollouts.push(r);
-                }
-            }
-            topics::OUTCOMES => {
-                let o: Outcome = decode(codec, &payload, &topic).await?;
-                if mine(&o.incident_id, &incident) {
-                    emit(&mut story, timeline::outcome(&o), out);
-                    if let Some(url) = learner_url {
-                        let fix = learned_fix(url, &o, Duration::from_secs(5)).await;
-                        let t = o.timeline.first_error_ms.map(|f| (selfheal_core::now_ms() - f) as f64 / 1000.0);
-                        emit(&mut story, timeline::learned(t, &o.fingerprint, fix.as_ref()), out);
+            match topic.as_str() {
+                topics::ANOMALIES => {
+                    let a: Anomaly = decode(codec, &payload, &topic).await?;
+                    if incident.is_none() && a.service == SERVICE {
+                        incident = Some(a.incident_id.clone());
+                        emit(&mut story, timeline::first_error(&a), out);
+                        emit(&mut story, timeline::anomaly(&a), out);
+                        story.anomaly = Some(a);
+                        queue.extend(early.drain(..));
+                    } else if !mine(&a.incident_id, &incident) && others.insert(a.incident_id.clone()) {
+                        say!(
+                            out,
+                            "  (another incident {} opened: {})",
+                            crate::render::short(&a.incident_id),
+                            crate::render::clip(&a.summary, 80)
+                        );
                     }
-                    story.outcome = Some(o);
-                    return Ok(story);
                 }
+                topics::DIAGNOSES => {
+                    let d: Diagnosis = decode(codec, &payload, &topic).await?;
+                    if mine(&d.incident_id, &incident) {
+                        emit(&mut story, timeline::diagnosis(&d), out);
+                        story.diagnosis = Some(d);
+                    }
+                }
+                topics::PATCHES => {
+                    let p: Patch = decode(codec, &payload, &topic).await?;
+                    if mine(&p.incident_id, &incident) {
+                        emit(&mut story, timeline::patch(&p), out);
+                        story.patch = Some(p);
+                    }
+                }
+                topics::ROLLOUTS => {
+                    let r: Rollout = decode(codec, &payload, &topic).await?;
+                    if mine(&r.incident_id, &incident) {
+                        emit(&mut story, timeline::rollout(&r), out);
+                        story.rollouts.push(r);
+                    }
+                }
+                topics::OUTCOMES => {
+                    let o: Outcome = decode(codec, &payload, &topic).await?;
+                    if mine(&o.incident_id, &incident) {
+                        emit(&mut story, timeline::outcome(&o), out);
+                        if let Some(url) = learner_url {
+                            let fix = learned_fix(url, &o, Duration::from_secs(5)).await;
+                            let t = o
+                                .timeline
+                                .first_error_ms
+                                .map(|f| (selfheal_core::now_ms() - f) as f64 / 1000.0);
+                            emit(&mut story, timeline::learned(t, &o.fingerprint, fix.as_ref()), out);
+                        }
+                        story.outcome = Some(o);
+                        return Ok(story);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
 }
@@ -639,12 +783,19 @@ fn emit(story: &mut Story, e: timeline::Entry, out: &mut (dyn Write + Send)) {
 }
 
 async fn decode<R: Record>(codec: &Codec, bytes: &[u8], topic: &str) -> Result<R> {
-    codec.decode::<R>(bytes).await.with_context(|| format!("decoding a record of {topic}"))
+    codec
+        .decode::<R>(bytes)
+        .await
+        .with_context(|| format!("decoding a record of {topic}"))
 }
 
 /// Waits until the learner stored the outcome, then returns the fix it now ranks for the fingerprint.
 async fn learned_fix(url: &str, o: &Outcome, within: Duration) -> Option<KnownFix> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().ok()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+        .ok()?;
     let base = url.trim_end_matches('/');
     let until = Instant::now() + within;
     while Instant::now() < until {
@@ -655,11 +806,19 @@ async fn learned_fix(url: &str, o: &Outcome, within: Duration) -> Option<KnownFi
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let r = client.get(format!("{base}/v1/fixes/{}", o.fingerprint)).send().await.ok()?;
+    let r = client
+        .get(format!("{base}/v1/fixes/{}", o.fingerprint))
+        .send()
+        .await
+        .ok()?;
     let v: serde_json::Value = r.json().await.ok()?;
     let fixes: Vec<KnownFix> = serde_json::from_value(v.get("fixes")?.clone()).ok()?;
     let strategy = o.fix.as_ref().map(|f| f.strategy.as_str());
-    fixes.iter().find(|f| Some(f.strategy.as_str()) == strategy).or(fixes.first()).cloned()
+    fixes
+        .iter()
+        .find(|f| Some(f.strategy.as_str()) == strategy)
+        .or(fixes.first())
+        .cloned()
 }
 
 #[cfg(test)]
@@ -672,9 +831,20 @@ mod tests {
         let diff = "diff --git a/pricing_logic.py b/pricing_logic.py\nindex 1..2 100644\n--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -14 +14,2 @@\n-def calc(p, d): return p / d\n+def calc(p, d):\n+    return p / d if d != 0 else p\ndiff --git a/tests/test_x.py b/tests/test_x.py\nnew file mode 100644\nindex 0..3\n--- /dev/null\n+++ b/tests/test_x.py\n@@ -0,0 +1,2 @@\n+def test_x():\n+    pass\n";
         let lines = terminal_diff(diff, Some("tests/test_x.py"));
         assert_eq!(lines[0], "--- a/pricing_logic.py");
-        assert!(lines.contains(&"+    return p / d if d != 0 else p".to_string()), "{lines:?}");
-        assert_eq!(lines.last().unwrap(), "+++ tests/test_x.py (new regression test, 2 lines)");
-        assert!(!lines.iter().any(|l| l.starts_with("index ") || l.contains("def test_x")), "{lines:?}");
+        assert!(
+            lines.contains(&"+    return p / d if d != 0 else p".to_string()),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            "+++ tests/test_x.py (new regression test, 2 lines)"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("index ") || l.contains("def test_x")),
+            "{lines:?}"
+        );
     }
 
     #[test]
