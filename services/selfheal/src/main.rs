@@ -9,7 +9,7 @@ use selfheal_core::{Shutdown, TelemetryArgs};
 
 /// selfheal turns production failures into reviewed, tested, canary-verified code fixes.
 #[derive(Debug, Parser)]
-#[command(name = "selfheal", version, about, propagate_version = true)]
+#[command(name = "selfheal", version, propagate_version = true)]
 struct Cli {
     /// Logs and traces of selfheal itself.
     #[command(flatten)]
@@ -68,7 +68,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Logs(cmd) => logs::run(&cmd, stdout.lock()),
         other => {
             // `up` is a service and logs like one; the tools print results and stay quiet.
-            let telemetry = if matches!(other, Command::Up(_)) { service_logs(&cli.telemetry) } else { quiet(&cli.telemetry) };
+            let telemetry = if matches!(other, Command::Up(_)) {
+                service_logs(&cli.telemetry)
+            } else {
+                quiet(&cli.telemetry)
+            };
             let _guard = selfheal_core::telemetry::init(&telemetry, "selfheal");
             let shutdown = Shutdown::on_signals();
             match other {

@@ -18,7 +18,11 @@ use tokio::task::JoinHandle;
 /// Every topic the in-process pipeline uses: the pipeline topics and each stage's dead-letter topic.
 pub fn all_topics(kafka: &selfheal_core::KafkaArgs) -> Vec<String> {
     let mut t: Vec<String> = topics::ALL.iter().map(|n| kafka.topic(n)).collect();
-    t.extend(selfheal_core::STAGE_NAMES.iter().map(|n| kafka.topic(&selfheal_events::dead_letter_topic(n))));
+    t.extend(
+        selfheal_core::STAGE_NAMES
+            .iter()
+            .map(|n| kafka.topic(&selfheal_events::dead_letter_topic(n))),
+    );
     t
 }
 
@@ -102,7 +106,10 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("started", &self.started).field("missing", &self.missing).finish()
+        f.debug_struct("Pipeline")
+            .field("started", &self.started)
+            .field("missing", &self.missing)
+            .finish()
     }
 }
 
@@ -111,7 +118,9 @@ impl std::fmt::Debug for Pipeline {
 /// created by the stages unless `shared.kafka.create_topics` is off (the embedded cluster).
 pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
     std::fs::create_dir_all(&cfg.state_dir).with_context(|| format!("creating {}", cfg.state_dir.display()))?;
-    let catalog = Arc::new(Catalog::load(&cfg.catalog).with_context(|| format!("loading the catalog {}", cfg.catalog.display()))?);
+    let catalog = Arc::new(
+        Catalog::load(&cfg.catalog).with_context(|| format!("loading the catalog {}", cfg.catalog.display()))?,
+    );
     let mut p = Pipeline {
         collector_addr: None,
         learner_url: None,
@@ -133,10 +142,20 @@ pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
 
     // collector.
     let telemetry_topic = shared.kafka.topic(topics::TELEMETRY_RAW);
-    selfheal_collector::prepare(&shared.kafka, &shared.runtime, &shared.codec, &telemetry_topic, &shared.shutdown)
-        .await
-        .context("preparing the collector's topic")?;
-    let publisher = Publisher::new(selfheal_core::kafka::producer(&shared.kafka)?, shared.codec.clone(), "collector");
+    selfheal_collector::prepare(
+        &shared.kafka,
+        &shared.runtime,
+        &shared.codec,
+        &telemetry_topic,
+        &shared.shutdown,
+    )
+    .await
+    .context("preparing the collector's topic")?;
+    let publisher = Publisher::new(
+        selfheal_core::kafka::producer(&shared.kafka)?,
+        shared.codec.clone(),
+        "collector",
+    );
     let collector = selfheal_collector::start(
         selfheal_collector::CollectorConfig::new(cfg.collector_addr, telemetry_topic.clone()),
         publisher,
@@ -177,8 +196,13 @@ pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
 
     // rollout + its approvals stage, with the local-process deployer and a traffic observer.
     let policy = Arc::new(selfheal_governance::PolicyEngine::embedded().context("loading the embedded policies")?);
-    let rates = selfheal_rollout::KafkaErrorRates::start(&shared.kafka, shared.codec.clone(), &telemetry_topic, shared.shutdown.clone())
-        .context("starting the rollout's traffic observer")?;
+    let rates = selfheal_rollout::KafkaErrorRates::start(
+        &shared.kafka,
+        shared.codec.clone(),
+        &telemetry_topic,
+        shared.shutdown.clone(),
+    )
+    .context("starting the rollout's traffic observer")?;
     let deployer = Arc::new(LocalProcessDeployer::new(selfheal_rollout::LocalProcessConfig {
         collector_otlp_url: Some(format!("http://{collector}")),
         python: cfg.python.clone(),
@@ -204,8 +228,9 @@ pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
         change_freeze: false,
         state_dir: cfg.state_dir.join("rollout"),
     };
-    let rollout = selfheal_rollout::Rollout::new(catalog.clone(), policy, deployer.clone(), Arc::new(rates), rollout_cfg)
-        .context("building the rollout stage")?;
+    let rollout =
+        selfheal_rollout::Rollout::new(catalog.clone(), policy, deployer.clone(), Arc::new(rates), rollout_cfg)
+            .context("building the rollout stage")?;
     let approvals = Arc::new(rollout.approvals());
     p.spawn("rollout-approvals", approvals, shared);
     p.spawn("rollout", Arc::new(rollout), shared);
@@ -250,14 +275,21 @@ async fn open_learner(path: &Path) -> Result<selfheal_learner::Learner> {
             }
         }
     }
-    Err(anyhow!("opening the learning store {}: {}", path.display(), last.map(|e| e.to_string()).unwrap_or_default()))
+    Err(anyhow!(
+        "opening the learning store {}: {}",
+        path.display(),
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
 }
 
 impl Pipeline {
     /// Runs `stage` on the shared runtime and remembers its task.
     fn spawn<S: Stage>(&mut self, name: &'static str, stage: Arc<S>, shared: &Shared) {
         let handle = start_stage(stage, shared.clone());
-        self.handles.push((name, tokio::spawn(async move { handle.await?.map(|_| ()).map_err(anyhow::Error::from) })));
+        self.handles.push((
+            name,
+            tokio::spawn(async move { handle.await?.map(|_| ()).map_err(anyhow::Error::from) }),
+        ));
         self.started.push(name);
     }
 
@@ -270,7 +302,9 @@ impl Pipeline {
         for (name, h) in self.handles {
             match tokio::time::timeout(grace, h).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(stage = name, error = %format!("{e:#}"), "stage stopped with an error"),
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(stage = name, error = %format!("{e:#}"), "stage stopped with an error")
+                }
                 Ok(Err(e)) => tracing::warn!(stage = name, error = %e, "stage task failed"),
                 Err(_) => tracing::warn!(stage = name, "stage did not stop within {:?}", grace),
             }

@@ -55,7 +55,11 @@ pub fn secs(v: Option<f64>) -> String {
 /// One line per outcome: status, service, incident, fix strategy, seconds from first error.
 pub fn outcome_line(o: &Outcome) -> String {
     let strategy = o.fix.as_ref().map(|f| {
-        if f.learned { format!("{} (learned)", f.strategy) } else { f.strategy.clone() }
+        if f.learned {
+            format!("{} (learned)", f.strategy)
+        } else {
+            f.strategy.clone()
+        }
     });
     format!(
         "{:<18} {:<16} incident {}  fix {}  {} after first error  {}",
@@ -80,8 +84,18 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// An epoch-millisecond timestamp as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn clock(ms: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else { return ms.to_string() };
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else {
+        return ms.to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[cfg(test)]

@@ -62,13 +62,21 @@ pub fn partition_ranges(kafka: &KafkaArgs, topics: &[String]) -> Result<Vec<Part
             .with_context(|| format!("reading metadata of topic {topic} from {}", kafka.brokers))?;
         for t in metadata.topics() {
             if let Some(err) = t.error() {
-                return Err(anyhow!("topic {topic}: {:?} (does it exist?)", rdkafka::error::RDKafkaErrorCode::from(err)));
+                return Err(anyhow!(
+                    "topic {topic}: {:?} (does it exist?)",
+                    rdkafka::error::RDKafkaErrorCode::from(err)
+                ));
             }
             for p in t.partitions() {
                 let (low, high) = consumer
                     .fetch_watermarks(topic, p.id(), METADATA_TIMEOUT)
                     .with_context(|| format!("reading offsets of {topic}/{}", p.id()))?;
-                ranges.push(PartitionRange { topic: topic.clone(), partition: p.id(), low, high });
+                ranges.push(PartitionRange {
+                    topic: topic.clone(),
+                    partition: p.id(),
+                    low,
+                    high,
+                });
             }
         }
     }
@@ -80,7 +88,9 @@ pub fn partition_ranges(kafka: &KafkaArgs, topics: &[String]) -> Result<Vec<Part
 pub async fn partition_ranges_async(kafka: &KafkaArgs, topics: &[String]) -> Result<Vec<PartitionRange>> {
     let kafka = kafka.clone();
     let topics = topics.to_vec();
-    tokio::task::spawn_blocking(move || partition_ranges(&kafka, &topics)).await.context("metadata task")?
+    tokio::task::spawn_blocking(move || partition_ranges(&kafka, &topics))
+        .await
+        .context("metadata task")?
 }
 
 /// A consumer assigned to `ranges`, each starting at the offset `start` gives it.
@@ -93,7 +103,8 @@ pub fn assigned_consumer(kafka: &KafkaArgs, ranges: &[PartitionRange], start: St
             StartAt::End => Offset::Offset(r.high),
             StartAt::LastPerPartition(n) => Offset::Offset((r.high - n).max(r.low)),
         };
-        tpl.add_partition_offset(&r.topic, r.partition, offset).context("building the assignment")?;
+        tpl.add_partition_offset(&r.topic, r.partition, offset)
+            .context("building the assignment")?;
     }
     consumer.assign(&tpl).context("assigning partitions")?;
     Ok(consumer)
@@ -130,7 +141,11 @@ impl RawRecord {
             value: m.payload().map(<[u8]>::to_vec),
             headers: m
                 .headers()
-                .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec))).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -139,22 +154,41 @@ impl RawRecord {
 /// Reads every record of `topics` present now (up to the end offsets taken at start), in
 /// partition order, calling `each`; returns how many were read. `idle` bounds the wait for
 /// a record the watermarks promise.
-pub async fn read_to_end(kafka: &KafkaArgs, topics: &[String], idle: Duration, mut each: impl FnMut(RawRecord)) -> Result<u64> {
-    let ranges: Vec<PartitionRange> =
-        partition_ranges_async(kafka, topics).await?.into_iter().filter(|r| r.high > r.low).collect();
+pub async fn read_to_end(
+    kafka: &KafkaArgs,
+    topics: &[String],
+    idle: Duration,
+    mut each: impl FnMut(RawRecord),
+) -> Result<u64> {
+    let ranges: Vec<PartitionRange> = partition_ranges_async(kafka, topics)
+        .await?
+        .into_iter()
+        .filter(|r| r.high > r.low)
+        .collect();
     if ranges.is_empty() {
         return Ok(0);
     }
     let consumer = assigned_consumer(kafka, &ranges, StartAt::Beginning)?;
-    let mut remaining: HashMap<(String, i32), i64> = ranges.iter().map(|r| ((r.topic.clone(), r.partition), r.high)).collect();
+    let mut remaining: HashMap<(String, i32), i64> = ranges
+        .iter()
+        .map(|r| ((r.topic.clone(), r.partition), r.high))
+        .collect();
     let mut n = 0u64;
     while !remaining.is_empty() {
         let msg = tokio::time::timeout(idle, consumer.recv())
             .await
-            .map_err(|_| anyhow!("no record for {}s while {} partition(s) had records left to read", idle.as_secs(), remaining.len()))?
+            .map_err(|_| {
+                anyhow!(
+                    "no record for {}s while {} partition(s) had records left to read",
+                    idle.as_secs(),
+                    remaining.len()
+                )
+            })?
             .context("reading from Kafka")?;
         let key = (msg.topic().to_string(), msg.partition());
-        let Some(high) = remaining.get(&key).copied() else { continue };
+        let Some(high) = remaining.get(&key).copied() else {
+            continue;
+        };
         if msg.offset() < high {
             each(RawRecord::from_message(&msg));
             n += 1;
@@ -181,7 +215,12 @@ pub async fn ensure_topics(kafka: &KafkaArgs, topics: &[String]) {
     if missing.is_empty() {
         return;
     }
-    match tokio::time::timeout(Duration::from_secs(15), selfheal_core::kafka::ensure_topics(kafka, &missing)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(15),
+        selfheal_core::kafka::ensure_topics(kafka, &missing),
+    )
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("creating {missing:?}: {e}; relying on the broker creating them on first write"),
         Err(_) => tracing::warn!("creating {missing:?} timed out; relying on the broker creating them on first write"),

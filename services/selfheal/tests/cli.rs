@@ -51,10 +51,15 @@ async fn approve_tail_record_replay_and_pending_on_the_embedded_stack() {
     // A record that is not Confluent wire format, after it: tail reports it and goes on.
     let codec = Arc::new(Codec::new(&registry).unwrap());
     let publisher = Publisher::new(selfheal_core::kafka::producer(&kafka).unwrap(), codec.clone(), "test");
-    publisher.send_raw("approvals", Some(b"k"), b"not avro", OwnedHeaders::new()).await.unwrap();
+    publisher
+        .send_raw("approvals", Some(b"k"), b"not avro", OwnedHeaders::new())
+        .await
+        .unwrap();
 
     let mut out = Vec::new();
-    let printed = tail::run(&tail_args("approvals", &kafka, &registry), &shutdown, &mut out).await.unwrap();
+    let printed = tail::run(&tail_args("approvals", &kafka, &registry), &shutdown, &mut out)
+        .await
+        .unwrap();
     assert_eq!(printed, 1, "the approval is printed, the garbage skipped");
     let line: serde_json::Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["incident_id"], "inc-42");
@@ -74,16 +79,26 @@ async fn approve_tail_record_replay_and_pending_on_the_embedded_stack() {
     assert_eq!(n, 2);
     let mut target = kafka.clone();
     target.topic_prefix = "copy.".into();
-    let replayed = record::replay(&record::ReplayArgs { file: file.clone(), keep_timestamps: false, only: vec![], kafka: target.clone() })
-        .await
-        .unwrap();
+    let replayed = record::replay(&record::ReplayArgs {
+        file: file.clone(),
+        keep_timestamps: false,
+        only: vec![],
+        kafka: target.clone(),
+    })
+    .await
+    .unwrap();
     assert_eq!(replayed, 2);
     let (_, recorded) = record::read_recording(&file).unwrap();
     let copied = {
         let mut v = Vec::new();
-        selfheal::topics_io::read_to_end(&kafka, &["copy.approvals".to_string()], std::time::Duration::from_secs(10), |r| v.push(r))
-            .await
-            .unwrap();
+        selfheal::topics_io::read_to_end(
+            &kafka,
+            &["copy.approvals".to_string()],
+            std::time::Duration::from_secs(10),
+            |r| v.push(r),
+        )
+        .await
+        .unwrap();
         v
     };
     assert_eq!(copied.len(), 2);
@@ -96,10 +111,17 @@ async fn approve_tail_record_replay_and_pending_on_the_embedded_stack() {
     let mut waiting = selfheal_events::examples::rollout();
     waiting.incident_id = "inc-7".into();
     waiting.step = RolloutStep::AwaitingApproval;
-    publisher.publish(&kafka.topic(Rollout::TOPIC), &waiting, &HashMap::new()).await.unwrap();
+    publisher
+        .publish(&kafka.topic(Rollout::TOPIC), &waiting, &HashMap::new())
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let listed = approve::pending(
-        &approve::PendingArgs { json: false, kafka: kafka.clone(), registry: RegistryArgs { url: registry.clone() } },
+        &approve::PendingArgs {
+            json: false,
+            kafka: kafka.clone(),
+            registry: RegistryArgs { url: registry.clone() },
+        },
         &mut out,
     )
     .await

@@ -16,12 +16,17 @@ use selfheal_core::Shutdown;
 use selfheal_events::{OutcomeStatus, RolloutStep};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn config(state: &std::path::Path) -> DemoConfig {
     let mut cfg = DemoConfig::new(root(), state.to_path_buf());
-    cfg.python = std::env::var_os("SELFHEAL_PYTHON").map(PathBuf::from).filter(|p| !p.as_os_str().is_empty());
+    cfg.python = std::env::var_os("SELFHEAL_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty());
     cfg.allow_unsandboxed = std::env::var("SELFHEAL_ALLOW_UNSANDBOXED").is_ok_and(|v| v == "1" || v == "true");
     // A liveness bound for a loaded CI machine, not a performance assertion.
     cfg.timeout = Duration::from_secs(300);
@@ -34,15 +39,25 @@ async fn the_demo_heals_the_incident_and_the_second_run_uses_the_learned_fix() {
     let state = tempfile::tempdir().unwrap();
 
     let mut out = Vec::new();
-    let first = demo::run(config(state.path()), Shutdown::new(), &mut out).await.unwrap();
+    let first = demo::run(config(state.path()), Shutdown::new(), &mut out)
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    let o = first.outcome.clone().unwrap_or_else(|| panic!("no outcome; demo output:\n{text}"));
+    let o = first
+        .outcome
+        .clone()
+        .unwrap_or_else(|| panic!("no outcome; demo output:\n{text}"));
     assert_eq!(o.status, OutcomeStatus::Healed, "{}\n{text}", o.summary);
     let fix = o.fix.clone().expect("a fix");
     assert!(fix.diff.contains("if d != 0"), "{}", fix.diff);
     assert!(!fix.learned, "nothing was learned before the first run");
     let test = o.regression_test.clone().expect("a regression test");
-    assert!(fix.files_changed.contains(&test.file), "{:?} vs {}", fix.files_changed, test.file);
+    assert!(
+        fix.files_changed.contains(&test.file),
+        "{:?} vs {}",
+        fix.files_changed,
+        test.file
+    );
     let v = o.validation.clone().expect("validation");
     assert!(v.failed_before && v.passed_after && v.suite_passed, "{v:?}");
     assert_eq!(o.rollout.as_ref().map(|r| r.final_step), Some(RolloutStep::Promoted));
@@ -54,12 +69,20 @@ async fn the_demo_heals_the_incident_and_the_second_run_uses_the_learned_fix() {
     let last: selfheal_events::Outcome = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last, o);
     let report = std::fs::read_to_string(&first.report).unwrap();
-    assert!(report.contains("**HEALED**") && report.contains("if d != 0"), "{report}");
+    assert!(
+        report.contains("**HEALED**") && report.contains("if d != 0"),
+        "{report}"
+    );
 
     let mut out = Vec::new();
-    let second = demo::run(config(state.path()), Shutdown::new(), &mut out).await.unwrap();
+    let second = demo::run(config(state.path()), Shutdown::new(), &mut out)
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    let o2 = second.outcome.clone().unwrap_or_else(|| panic!("no outcome on the second run; output:\n{text}"));
+    let o2 = second
+        .outcome
+        .clone()
+        .unwrap_or_else(|| panic!("no outcome on the second run; output:\n{text}"));
     assert_eq!(o2.status, OutcomeStatus::Healed, "{}\n{text}", o2.summary);
     assert_eq!(o2.fingerprint, o.fingerprint, "the same failure");
     let fix2 = o2.fix.clone().expect("a fix");

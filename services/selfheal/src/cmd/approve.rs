@@ -51,13 +51,22 @@ pub struct PendingArgs {
 pub fn decision(incident_id: &str, approved: bool, by: &str, reason: Option<String>) -> Approval {
     Approval {
         incident_id: incident_id.to_string(),
-        decision: ApprovalDecision { approved, by: by.to_string(), mode: ApprovalMode::Human, at_ms: selfheal_core::now_ms(), reason },
+        decision: ApprovalDecision {
+            approved,
+            by: by.to_string(),
+            mode: ApprovalMode::Human,
+            at_ms: selfheal_core::now_ms(),
+            reason,
+        },
     }
 }
 
 /// Who decides when `--by` is absent.
 fn default_approver() -> String {
-    if let Some(u) = ["USER", "LOGNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty())) {
+    if let Some(u) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    {
         return u;
     }
     // Containers often run without $USER; the account name is still known.
@@ -114,8 +123,11 @@ pub fn pending_from(records: impl IntoIterator<Item = Rollout>) -> Vec<Pending> 
         // Records of one incident share a partition (keyed by incident), so arrival order is step order.
         last.insert(r.incident_id.clone(), r);
     }
-    let mut pending: Vec<Pending> =
-        last.into_values().filter(|r| r.step == RolloutStep::AwaitingApproval).map(|rollout| Pending { rollout }).collect();
+    let mut pending: Vec<Pending> = last
+        .into_values()
+        .filter(|r| r.step == RolloutStep::AwaitingApproval)
+        .map(|rollout| Pending { rollout })
+        .collect();
     pending.sort_by_key(|p| p.rollout.step_ms);
     pending
 }
@@ -125,13 +137,22 @@ pub async fn pending(args: &PendingArgs, out: &mut (dyn std::io::Write + Send)) 
     let topic = args.kafka.topic(Rollout::TOPIC);
     let codec = Codec::new(&args.registry.url)?;
     let mut raw = Vec::new();
-    topics_io::read_to_end(&args.kafka, std::slice::from_ref(&topic), Duration::from_secs(15), |r| raw.push(r)).await?;
+    topics_io::read_to_end(
+        &args.kafka,
+        std::slice::from_ref(&topic),
+        Duration::from_secs(15),
+        |r| raw.push(r),
+    )
+    .await?;
     let mut rollouts = Vec::with_capacity(raw.len());
     for r in &raw {
         let Some(v) = r.value.as_deref() else { continue };
         match codec.decode::<Rollout>(v).await {
             Ok(x) => rollouts.push(x),
-            Err(e) => eprintln!("{}/{} offset {}: cannot decode: {e}; skipped", r.topic, r.partition, r.offset),
+            Err(e) => eprintln!(
+                "{}/{} offset {}: cannot decode: {e}; skipped",
+                r.topic, r.partition, r.offset
+            ),
         }
     }
     let list = pending_from(rollouts);
@@ -148,17 +169,44 @@ pub async fn pending(args: &PendingArgs, out: &mut (dyn std::io::Write + Send)) 
     for p in &list {
         write_pending(p, out)?;
     }
-    writeln!(out, "decide with: selfheal approve <incident-id>   or   selfheal reject <incident-id> --reason '…'")?;
+    writeln!(
+        out,
+        "decide with: selfheal approve <incident-id>   or   selfheal reject <incident-id> --reason '…'"
+    )?;
     Ok(list.len())
 }
 
 fn write_pending(p: &Pending, out: &mut (dyn std::io::Write + Send)) -> Result<()> {
     let r = &p.rollout;
     let patch = &r.patch;
-    writeln!(out, "incident {}  service {}  waiting since {}", r.incident_id, r.service, crate::render::clock(r.step_ms))?;
-    writeln!(out, "  strategy  {}{}", patch.strategy.as_deref().unwrap_or("-"), if patch.learned { " (learned)" } else { "" })?;
-    writeln!(out, "  branch    {} {}", patch.branch.as_deref().unwrap_or("-"), patch.commit.as_deref().map(short).unwrap_or(""))?;
-    writeln!(out, "  files     {}", if patch.files_changed.is_empty() { "-".into() } else { patch.files_changed.join(", ") })?;
+    writeln!(
+        out,
+        "incident {}  service {}  waiting since {}",
+        r.incident_id,
+        r.service,
+        crate::render::clock(r.step_ms)
+    )?;
+    writeln!(
+        out,
+        "  strategy  {}{}",
+        patch.strategy.as_deref().unwrap_or("-"),
+        if patch.learned { " (learned)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "  branch    {} {}",
+        patch.branch.as_deref().unwrap_or("-"),
+        patch.commit.as_deref().map(short).unwrap_or("")
+    )?;
+    writeln!(
+        out,
+        "  files     {}",
+        if patch.files_changed.is_empty() {
+            "-".into()
+        } else {
+            patch.files_changed.join(", ")
+        }
+    )?;
     if let Some(v) = &patch.validation {
         writeln!(
             out,
@@ -232,7 +280,9 @@ mod tests {
     #[test]
     fn pending_listing_shows_service_strategy_files_and_diff() {
         let mut out = Vec::new();
-        let p = Pending { rollout: step("inc-9", RolloutStep::AwaitingApproval, 5) };
+        let p = Pending {
+            rollout: step("inc-9", RolloutStep::AwaitingApproval, 5),
+        };
         write_pending(&p, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("inc-9") && text.contains(&p.rollout.service), "{text}");

@@ -30,7 +30,11 @@ pub struct Entry {
 }
 
 fn entry(v: &Value, fallback_fp: Option<&str>) -> Option<Entry> {
-    let fingerprint = v.get("fingerprint").and_then(Value::as_str).or(fallback_fp)?.to_string();
+    let fingerprint = v
+        .get("fingerprint")
+        .and_then(Value::as_str)
+        .or(fallback_fp)?
+        .to_string();
     let fixes = serde_json::from_value(v.get("fixes")?.clone()).ok()?;
     Some(Entry { fingerprint, fixes })
 }
@@ -43,7 +47,9 @@ pub fn parse_entries(v: &Value) -> Result<Vec<Entry>> {
     }
     let list = match v {
         Value::Array(a) => Some(a),
-        Value::Object(o) => ["fingerprints", "entries", "fixes", "items"].iter().find_map(|k| o.get(*k).and_then(Value::as_array)),
+        Value::Object(o) => ["fingerprints", "entries", "fixes", "items"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(Value::as_array)),
         _ => None,
     };
     if let Some(list) = list {
@@ -53,23 +59,41 @@ pub fn parse_entries(v: &Value) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for (fp, x) in o {
             if let Ok(fixes) = serde_json::from_value::<Vec<KnownFix>>(x.clone()) {
-                out.push(Entry { fingerprint: fp.clone(), fixes });
+                out.push(Entry {
+                    fingerprint: fp.clone(),
+                    fixes,
+                });
             } else if let Some(e) = entry(x, Some(fp)) {
                 out.push(e);
             }
         }
         return Ok(out);
     }
-    Err(anyhow!("unexpected answer from the learner: {}", crate::render::clip(&v.to_string(), 200)))
+    Err(anyhow!(
+        "unexpected answer from the learner: {}",
+        crate::render::clip(&v.to_string(), 200)
+    ))
 }
 
 /// Writes the table.
 pub fn write_table(entries: &[Entry], out: &mut dyn std::io::Write) -> Result<()> {
     if entries.iter().all(|e| e.fixes.is_empty()) {
-        writeln!(out, "the learning store knows no fix{}", if entries.len() == 1 { " for this fingerprint" } else { " yet" })?;
+        writeln!(
+            out,
+            "the learning store knows no fix{}",
+            if entries.len() == 1 {
+                " for this fingerprint"
+            } else {
+                " yet"
+            }
+        )?;
         return Ok(());
     }
-    writeln!(out, "{:<18} {:<36} {:>7} {:>9} {:>11}  last incident", "fingerprint", "strategy", "healed", "attempts", "median heal")?;
+    writeln!(
+        out,
+        "{:<18} {:<36} {:>7} {:>9} {:>11}  last incident",
+        "fingerprint", "strategy", "healed", "attempts", "median heal"
+    )?;
     for e in entries {
         for f in &e.fixes {
             writeln!(
@@ -79,7 +103,9 @@ pub fn write_table(entries: &[Entry], out: &mut dyn std::io::Write) -> Result<()
                 f.strategy,
                 f.healed,
                 f.attempts,
-                f.median_heal_secs.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into()),
+                f.median_heal_secs
+                    .map(|s| format!("{s:.1}s"))
+                    .unwrap_or_else(|| "-".into()),
                 f.last_incident_id.as_deref().unwrap_or("-")
             )?;
         }
@@ -94,10 +120,20 @@ pub async fn run(args: &KnowledgeArgs, out: &mut (dyn std::io::Write + Send)) ->
         Some(fp) => format!("{base}/v1/fixes/{}", fp.trim()),
         None => format!("{base}/v1/fixes"),
     };
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build()?;
-    let resp = client.get(&url).send().await.with_context(|| format!("GET {url} (is the learner running?)"))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url} (is the learner running?)"))?;
     let status = resp.status();
-    let text = resp.text().await.with_context(|| format!("reading the answer of {url}"))?;
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {
         return Err(anyhow!("GET {url}: HTTP {status}: {}", crate::render::clip(&text, 200)));
     }
@@ -137,9 +173,19 @@ mod tests {
         let mut out = Vec::new();
         write_table(&e, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("python.zero-division-guard") && text.contains("26.5s") && text.contains("inc-1"), "{text}");
+        assert!(
+            text.contains("python.zero-division-guard") && text.contains("26.5s") && text.contains("inc-1"),
+            "{text}"
+        );
         let mut out = Vec::new();
-        write_table(&[Entry { fingerprint: "x".into(), fixes: vec![] }], &mut out).unwrap();
+        write_table(
+            &[Entry {
+                fingerprint: "x".into(),
+                fixes: vec![],
+            }],
+            &mut out,
+        )
+        .unwrap();
         assert!(String::from_utf8(out).unwrap().contains("knows no fix"));
     }
 }

@@ -30,7 +30,10 @@ pub struct TemplatesArgs {
 pub fn run(cmd: &LogsCommand, out: impl std::io::Write) -> Result<()> {
     match cmd {
         LogsCommand::Templates(args) => {
-            let config = MinerConfig { similarity_threshold: args.similarity, ..MinerConfig::default() };
+            let config = MinerConfig {
+                similarity_threshold: args.similarity,
+                ..MinerConfig::default()
+            };
             let report = selfheal_drain::mine_file(&args.file, args.format.as_deref(), config)
                 .with_context(|| format!("mining {}", args.file.display()))?;
             selfheal_drain::write_report(&report, out).context("writing the report")?;
@@ -68,7 +71,11 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_an_error_naming_it() {
-        let cmd = LogsCommand::Templates(TemplatesArgs { file: "/nonexistent/x.log".into(), format: None, similarity: 0.6 });
+        let cmd = LogsCommand::Templates(TemplatesArgs {
+            file: "/nonexistent/x.log".into(),
+            format: None,
+            similarity: 0.6,
+        });
         let err = run(&cmd, Vec::new()).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/x.log"));
     }

@@ -114,12 +114,22 @@ impl RecordLine {
             timestamp_ms: r.timestamp_ms,
             key_b64: r.key.as_deref().map(|k| B64.encode(k)),
             value_b64: r.value.as_deref().map(|v| B64.encode(v)),
-            headers: r.headers.iter().map(|(k, v)| HeaderLine { key: k.clone(), value_b64: v.as_deref().map(|v| B64.encode(v)) }).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| HeaderLine {
+                    key: k.clone(),
+                    value_b64: v.as_deref().map(|v| B64.encode(v)),
+                })
+                .collect(),
         }
     }
 
     fn bytes(field: &Option<String>, what: &str) -> Result<Option<Vec<u8>>> {
-        field.as_deref().map(|s| B64.decode(s).with_context(|| format!("{what} is not base64"))).transpose()
+        field
+            .as_deref()
+            .map(|s| B64.decode(s).with_context(|| format!("{what} is not base64")))
+            .transpose()
     }
 
     /// The key bytes.
@@ -136,7 +146,11 @@ impl RecordLine {
 /// Records `topics` up to their current end into `out`; returns the number of records.
 pub async fn record(args: &RecordArgs) -> Result<u64> {
     let prefix = &args.kafka.topic_prefix;
-    let logical: Vec<String> = args.topics.iter().map(|t| t.strip_prefix(prefix.as_str()).unwrap_or(t).to_string()).collect();
+    let logical: Vec<String> = args
+        .topics
+        .iter()
+        .map(|t| t.strip_prefix(prefix.as_str()).unwrap_or(t).to_string())
+        .collect();
     let full: Vec<String> = logical.iter().map(|t| args.kafka.topic(t)).collect();
     let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut w = std::io::BufWriter::new(file);
@@ -153,7 +167,9 @@ pub async fn record(args: &RecordArgs) -> Result<u64> {
         let name = r.topic.strip_prefix(prefix.as_str()).unwrap_or(&r.topic).to_string();
         let line = RecordLine::from_raw(&name, &r);
         if err.is_none()
-            && let Err(e) = serde_json::to_string(&line).map_err(anyhow::Error::from).and_then(|s| Ok(writeln!(w, "{s}")?))
+            && let Err(e) = serde_json::to_string(&line)
+                .map_err(anyhow::Error::from)
+                .and_then(|s| Ok(writeln!(w, "{s}")?))
         {
             err = Some(e);
         }
@@ -172,9 +188,14 @@ pub fn read_recording(path: &Path) -> Result<(Header0, Vec<RecordLine>)> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut lines = std::io::BufReader::new(file).lines();
     let first = lines.next().ok_or_else(|| anyhow!("{} is empty", path.display()))??;
-    let header: Header0 = serde_json::from_str(&first).with_context(|| format!("{} is not a selfheal recording (bad header line)", path.display()))?;
+    let header: Header0 = serde_json::from_str(&first)
+        .with_context(|| format!("{} is not a selfheal recording (bad header line)", path.display()))?;
     if header.selfheal_recording > FORMAT_VERSION {
-        bail!("{} is recording format {}, this selfheal reads up to {FORMAT_VERSION}", path.display(), header.selfheal_recording);
+        bail!(
+            "{} is recording format {}, this selfheal reads up to {FORMAT_VERSION}",
+            path.display(),
+            header.selfheal_recording
+        );
     }
     let mut records = Vec::new();
     for (i, line) in lines.enumerate() {
@@ -182,10 +203,18 @@ pub fn read_recording(path: &Path) -> Result<(Header0, Vec<RecordLine>)> {
         if line.trim().is_empty() {
             continue;
         }
-        let r: RecordLine = serde_json::from_str(&line).with_context(|| format!("{} line {}", path.display(), i + 2))?;
+        let r: RecordLine =
+            serde_json::from_str(&line).with_context(|| format!("{} line {}", path.display(), i + 2))?;
         records.push(r);
     }
-    records.sort_by_key(|r| (r.timestamp_ms.unwrap_or(i64::MAX), r.topic.clone(), r.partition, r.offset));
+    records.sort_by_key(|r| {
+        (
+            r.timestamp_ms.unwrap_or(i64::MAX),
+            r.topic.clone(),
+            r.partition,
+            r.offset,
+        )
+    });
     Ok((header, records))
 }
 
@@ -193,7 +222,10 @@ pub fn read_recording(path: &Path) -> Result<(Header0, Vec<RecordLine>)> {
 pub async fn replay(args: &ReplayArgs) -> Result<u64> {
     let (header, records) = read_recording(&args.file)?;
     let only: BTreeSet<&str> = args.only.iter().map(String::as_str).collect();
-    let wanted: Vec<&RecordLine> = records.iter().filter(|r| only.is_empty() || only.contains(r.topic.as_str())).collect();
+    let wanted: Vec<&RecordLine> = records
+        .iter()
+        .filter(|r| only.is_empty() || only.contains(r.topic.as_str()))
+        .collect();
     let targets: BTreeSet<String> = wanted.iter().map(|r| args.kafka.topic(&r.topic)).collect();
     let targets: Vec<String> = targets.into_iter().collect();
     if !targets.is_empty() {
@@ -211,11 +243,19 @@ pub async fn replay(args: &ReplayArgs) -> Result<u64> {
         let header_values: Vec<(String, Option<Vec<u8>>)> = r
             .headers
             .iter()
-            .map(|h| Ok((h.key.clone(), h.value_b64.as_deref().map(|v| B64.decode(v)).transpose()?)))
+            .map(|h| {
+                Ok((
+                    h.key.clone(),
+                    h.value_b64.as_deref().map(|v| B64.decode(v)).transpose()?,
+                ))
+            })
             .collect::<Result<_, base64::DecodeError>>()
             .context("header is not base64")?;
         for (k, v) in &header_values {
-            hdrs = hdrs.insert(Header { key: k, value: v.as_deref() });
+            hdrs = hdrs.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
         }
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(hdrs);
         if let Some(k) = key.as_deref() {
@@ -257,13 +297,24 @@ mod tests {
         let line = RecordLine::from_raw("anomalies", &raw);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let header = Header0 { selfheal_recording: 1, recorded_ms: 1, registry: "http://r".into(), topic_prefix: "p.".into(), topics: vec!["anomalies".into()] };
+        let header = Header0 {
+            selfheal_recording: 1,
+            recorded_ms: 1,
+            registry: "http://r".into(),
+            topic_prefix: "p.".into(),
+            topics: vec!["anomalies".into()],
+        };
         let mut later = line.clone();
         later.timestamp_ms = Some(2000);
         later.topic = "outcomes".into();
         std::fs::write(
             &path,
-            format!("{}\n{}\n\n{}\n", serde_json::to_string(&header).unwrap(), serde_json::to_string(&later).unwrap(), serde_json::to_string(&line).unwrap()),
+            format!(
+                "{}\n{}\n\n{}\n",
+                serde_json::to_string(&header).unwrap(),
+                serde_json::to_string(&later).unwrap(),
+                serde_json::to_string(&line).unwrap()
+            ),
         )
         .unwrap();
         let (h, recs) = read_recording(&path).unwrap();
@@ -274,7 +325,10 @@ mod tests {
         assert_eq!(recs[0].key().unwrap(), raw.key);
         assert_eq!(recs[0].value().unwrap(), raw.value);
         assert_eq!(recs[0].headers[1].value_b64, None);
-        assert_eq!(B64.decode(recs[0].headers[0].value_b64.as_deref().unwrap()).unwrap(), b"00-abc");
+        assert_eq!(
+            B64.decode(recs[0].headers[0].value_b64.as_deref().unwrap()).unwrap(),
+            b"00-abc"
+        );
     }
 
     #[test]

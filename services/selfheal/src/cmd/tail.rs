@@ -48,12 +48,20 @@ fn known(topic: &str) -> bool {
 /// Runs the tail until the end (or forever with `--follow`), `--max` records, or shutdown.
 pub async fn run(args: &TailArgs, shutdown: &Shutdown, out: &mut (dyn std::io::Write + Send)) -> Result<u64> {
     if !known(&args.topic) {
-        bail!("unknown topic `{}`; pipeline topics are: {}", args.topic, topics::ALL.join(", "));
+        bail!(
+            "unknown topic `{}`; pipeline topics are: {}",
+            args.topic,
+            topics::ALL.join(", ")
+        );
     }
     let full = args.kafka.topic(&args.topic);
     let codec = Codec::new(&args.registry.url)?;
     let ranges = topics_io::partition_ranges_async(&args.kafka, std::slice::from_ref(&full)).await?;
-    let start = if args.from_beginning { StartAt::Beginning } else { StartAt::LastPerPartition(args.last.max(0)) };
+    let start = if args.from_beginning {
+        StartAt::Beginning
+    } else {
+        StartAt::LastPerPartition(args.last.max(0))
+    };
     // What "the current end" is for a read without --follow.
     let mut end: std::collections::HashMap<i32, i64> = ranges
         .iter()
@@ -96,16 +104,30 @@ pub async fn run(args: &TailArgs, shutdown: &Shutdown, out: &mut (dyn std::io::W
 }
 
 /// Prints one record; false (and a stderr line) when it does not decode.
-pub async fn print_record(codec: &Codec, topic: &str, rec: &RawRecord, json: bool, out: &mut (dyn std::io::Write + Send)) -> Result<bool> {
+pub async fn print_record(
+    codec: &Codec,
+    topic: &str,
+    rec: &RawRecord,
+    json: bool,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<bool> {
     let Some(value) = rec.value.as_deref() else {
-        eprintln!("{}/{} offset {}: record without a value (tombstone), skipped", rec.topic, rec.partition, rec.offset);
+        eprintln!(
+            "{}/{} offset {}: record without a value (tombstone), skipped",
+            rec.topic, rec.partition, rec.offset
+        );
         return Ok(false);
     };
     if topic.ends_with(".dlq") {
         let headers: serde_json::Map<String, serde_json::Value> = rec
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).into()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).into(),
+                )
+            })
             .collect();
         let line = serde_json::json!({"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
             "timestamp_ms": rec.timestamp_ms, "bytes": value.len(), "headers": headers});
@@ -119,7 +141,10 @@ pub async fn print_record(codec: &Codec, topic: &str, rec: &RawRecord, json: boo
                 Ok(true)
             }
             Err(e) => {
-                eprintln!("{}/{} offset {}: cannot decode: {e}; skipped", rec.topic, rec.partition, rec.offset);
+                eprintln!(
+                    "{}/{} offset {}: cannot decode: {e}; skipped",
+                    rec.topic, rec.partition, rec.offset
+                );
                 Ok(false)
             }
         };
@@ -130,7 +155,10 @@ pub async fn print_record(codec: &Codec, topic: &str, rec: &RawRecord, json: boo
             Ok(true)
         }
         Err(e) => {
-            eprintln!("{}/{} offset {}: cannot decode: {e}; skipped", rec.topic, rec.partition, rec.offset);
+            eprintln!(
+                "{}/{} offset {}: cannot decode: {e}; skipped",
+                rec.topic, rec.partition, rec.offset
+            );
             Ok(false)
         }
     }

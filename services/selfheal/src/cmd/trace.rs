@@ -52,7 +52,10 @@ fn read_input(file: Option<&std::path::Path>) -> Result<String> {
                 .with_context(|| format!("reading {}", p.display()))?;
         }
         _ => {
-            std::io::stdin().take(MAX_INPUT_BYTES).read_to_end(&mut bytes).context("reading standard input")?;
+            std::io::stdin()
+                .take(MAX_INPUT_BYTES)
+                .read_to_end(&mut bytes)
+                .context("reading standard input")?;
         }
     }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -73,7 +76,15 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        run(&TraceCommand::Parse(ParseArgs { file: Some(f), repo: None, source_root: None }), &mut out).unwrap();
+        run(
+            &TraceCommand::Parse(ParseArgs {
+                file: Some(f),
+                repo: None,
+                source_root: None,
+            }),
+            &mut out,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["found"], true);
         assert_eq!(v["exception"], "ZeroDivisionError");
@@ -85,7 +96,15 @@ mod tests {
         let f = dir.path().join("t.bin");
         std::fs::write(&f, [0xff, 0xfe, b'x', 0, 0x80]).unwrap();
         let mut out = Vec::new();
-        run(&TraceCommand::Parse(ParseArgs { file: Some(f), repo: None, source_root: None }), &mut out).unwrap();
+        run(
+            &TraceCommand::Parse(ParseArgs {
+                file: Some(f),
+                repo: None,
+                source_root: None,
+            }),
+            &mut out,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["found"], false);
     }

@@ -83,7 +83,9 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
     let mut kafka = args.kafka.clone();
     let mut registry_url = args.registry.url.clone();
     let _stack = if args.embedded {
-        let stack = EmbeddedStack::start(shutdown.clone()).await.context("starting the embedded broker and registry")?;
+        let stack = EmbeddedStack::start(shutdown.clone())
+            .await
+            .context("starting the embedded broker and registry")?;
         kafka.brokers = stack.brokers();
         registry_url = stack.registry.url();
         // The mock cluster does not answer CreateTopics: topics are made here, up front.
@@ -96,7 +98,12 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
     };
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
-    let ops = selfheal_core::http::serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone()).await?;
+    let ops = selfheal_core::http::serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await?;
     let shared = Shared {
         kafka,
         runtime: args.runtime.clone(),
@@ -107,7 +114,8 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
     };
     // Stages resolve repositories against the catalog's directory and run git elsewhere:
     // an absolute catalog path makes every repository path absolute.
-    let catalog = std::fs::canonicalize(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?;
+    let catalog =
+        std::fs::canonicalize(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?;
     let cfg = PipelineConfig {
         catalog,
         state_dir: args.state_dir.clone(),

@@ -22,16 +22,37 @@ pub struct Managed {
 
 impl Managed {
     /// Spawns `program args` in `cwd` with `env`, stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, program: &Path, args: &[String], cwd: &Path, env: &[(String, String)], log: &Path) -> Result<Self> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        cwd: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
-        cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err)).kill_on_drop(true);
+        cmd.args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().with_context(|| format!("starting {name}: {}", program.display()))?;
-        Ok(Managed { name: name.to_string(), child })
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name}: {}", program.display()))?;
+        Ok(Managed {
+            name: name.to_string(),
+            child,
+        })
     }
 
     /// The process id, while it runs.
@@ -51,7 +72,13 @@ impl Managed {
         }
         if let Some(pid) = self.child.id() {
             // `kill` keeps this crate free of unsafe libc calls; failure falls through to SIGKILL.
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).stdout(Stdio::null()).stderr(Stdio::null()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
         }
         if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
             tracing::warn!(child = %self.name, "did not stop within {:?}; killing it", grace);

@@ -10,11 +10,11 @@
 //! so an integration test runs exactly what users run.
 
 pub mod children;
+pub mod follow;
 pub mod report;
 pub mod setup;
 pub mod timeline;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +36,7 @@ use crate::pipeline::{self, PipelineConfig};
 use crate::render::{secs, since_first_error, status_word};
 use crate::topics_io::{self, StartAt};
 use children::Managed;
+use follow::{Follower, Rec};
 use report::Story;
 
 /// The service the demo heals.
@@ -647,139 +648,86 @@ async fn follow(
     children: &mut [Managed],
     pipeline: &Option<pipeline::Pipeline>,
 ) -> Result<Story> {
-    let names = [
-        topics::ANOMALIES,
-        topics::DIAGNOSES,
-        topics::PATCHES,
-        topics::ROLLOUTS,
-        topics::OUTCOMES,
-    ];
+    let names = [topics::ANOMALIES, topics::DIAGNOSES, topics::PATCHES, topics::ROLLOUTS, topics::OUTCOMES];
     let full: Vec<String> = names.iter().map(|t| kafka.topic(t)).collect();
     let ranges = topics_io::partition_ranges_async(kafka, &full).await?;
     let consumer = topics_io::assigned_consumer(kafka, &ranges, StartAt::Beginning)?;
-    let mut story = Story {
-        run_id: cfg.run_id.clone(),
-        ..Story::default()
-    };
-    let mut incident: Option<String> = None;
-    let mut others: BTreeSet<String> = BTreeSet::new();
-    let mut early: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut f = Follower::new(Story { run_id: cfg.run_id.clone(), ..Story::default() });
+    let mut last_record = Instant::now();
     let mut last_progress = Instant::now();
     say!(out, "  waiting for the first error…");
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let msg = tokio::select! {
             _ = shutdown.wait() => {
-                story.stopped = Some("interrupted".into());
-                return Ok(story);
+                f.story.stopped = Some("interrupted".into());
+                return Ok(f.story);
             }
             _ = tokio::time::sleep_until(deadline) => {
-                story.stopped = Some(format!("timed out after {}s", cfg.timeout.as_secs()));
-                return Ok(story);
+                f.story.stopped = Some(format!("timed out after {}s", cfg.timeout.as_secs()));
+                return Ok(f.story);
             }
             _ = tick.tick() => {
                 for c in children.iter_mut() {
                     if let Some(status) = c.exited() {
-                        story.stopped = Some(format!("{} exited ({status})", c.name));
-                        return Ok(story);
+                        f.story.stopped = Some(format!("{} exited ({status})", c.name));
+                        return Ok(f.story);
                     }
                 }
                 if let Some(stage) = pipeline.as_ref().and_then(|p| p.finished_stage()) {
-                    story.stopped = Some(format!("the {stage} stage stopped; see selfheal.log"));
-                    return Ok(story);
+                    f.story.stopped = Some(format!("the {stage} stage stopped; see selfheal.log"));
+                    return Ok(f.story);
+                }
+                // An outcome that waited 3s for an earlier stage's record is told anyway.
+                if f.outcome_waiting() && last_record.elapsed() > Duration::from_secs(3) {
+                    for e in f.flush() {
+                        print_entry(&e, out);
+                    }
+                }
+                if f.story.outcome.is_some() {
+                    break;
                 }
                 if last_progress.elapsed() > Duration::from_secs(20) {
-                    say!(out, "  … still waiting ({} so far)", secs(Some(last_progress.elapsed().as_secs_f64())));
+                    say!(out, "  … still waiting ({} without news)", secs(Some(last_record.elapsed().as_secs_f64())));
                     last_progress = Instant::now();
                 }
                 continue;
             }
             m = consumer.recv() => m.context("reading the pipeline topics")?,
         };
-        let topic = msg
-            .topic()
-            .strip_prefix(kafka.topic_prefix.as_str())
-            .unwrap_or(msg.topic())
-            .to_string();
-        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else {
-            continue;
-        };
+        let topic = msg.topic().strip_prefix(kafka.topic_prefix.as_str()).unwrap_or(msg.topic()).to_string();
+        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else { continue };
         drop(msg);
+        last_record = Instant::now();
         last_progress = Instant::now();
-        let mine = |id: &str, incident: &Option<String>| incident.as_deref() == Some(id);
-        // Partitions of different topics are fetched independently: a diagnosis can be read
-        // before the anomaly that names its incident. Such records wait in `early` until then.
-        let mut queue = std::collections::VecDeque::from([(topic, payload)]);
-        while let Some((topic, payload)) = queue.pop_front() {
-            if incident.is_none() && topic != topics::ANOMALIES {
-                early.push((topic, payload));
-                continue;
-            }
-            match topic.as_str() {
-                topics::ANOMALIES => {
-                    let a: Anomaly = decode(codec, &payload, &topic).await?;
-                    if incident.is_none() && a.service == SERVICE {
-                        incident = Some(a.incident_id.clone());
-                        emit(&mut story, timeline::first_error(&a), out);
-                        emit(&mut story, timeline::anomaly(&a), out);
-                        story.anomaly = Some(a);
-                        queue.extend(early.drain(..));
-                    } else if !mine(&a.incident_id, &incident) && others.insert(a.incident_id.clone()) {
-                        say!(
-                            out,
-                            "  (another incident {} opened: {})",
-                            crate::render::short(&a.incident_id),
-                            crate::render::clip(&a.summary, 80)
-                        );
-                    }
-                }
-                topics::DIAGNOSES => {
-                    let d: Diagnosis = decode(codec, &payload, &topic).await?;
-                    if mine(&d.incident_id, &incident) {
-                        emit(&mut story, timeline::diagnosis(&d), out);
-                        story.diagnosis = Some(d);
-                    }
-                }
-                topics::PATCHES => {
-                    let p: Patch = decode(codec, &payload, &topic).await?;
-                    if mine(&p.incident_id, &incident) {
-                        emit(&mut story, timeline::patch(&p), out);
-                        story.patch = Some(p);
-                    }
-                }
-                topics::ROLLOUTS => {
-                    let r: Rollout = decode(codec, &payload, &topic).await?;
-                    if mine(&r.incident_id, &incident) {
-                        emit(&mut story, timeline::rollout(&r), out);
-                        story.rollouts.push(r);
-                    }
-                }
-                topics::OUTCOMES => {
-                    let o: Outcome = decode(codec, &payload, &topic).await?;
-                    if mine(&o.incident_id, &incident) {
-                        emit(&mut story, timeline::outcome(&o), out);
-                        if let Some(url) = learner_url {
-                            let fix = learned_fix(url, &o, Duration::from_secs(5)).await;
-                            let t = o
-                                .timeline
-                                .first_error_ms
-                                .map(|f| (selfheal_core::now_ms() - f) as f64 / 1000.0);
-                            emit(&mut story, timeline::learned(t, &o.fingerprint, fix.as_ref()), out);
-                        }
-                        story.outcome = Some(o);
-                        return Ok(story);
-                    }
-                }
-                _ => {}
-            }
+        let rec = match topic.as_str() {
+            topics::ANOMALIES => Rec::Anomaly(decode(codec, &payload, &topic).await?),
+            topics::DIAGNOSES => Rec::Diagnosis(decode(codec, &payload, &topic).await?),
+            topics::PATCHES => Rec::Patch(decode(codec, &payload, &topic).await?),
+            topics::ROLLOUTS => Rec::Rollout(decode(codec, &payload, &topic).await?),
+            topics::OUTCOMES => Rec::Outcome(decode(codec, &payload, &topic).await?),
+            _ => continue,
+        };
+        for e in f.accept(rec) {
+            print_entry(&e, out);
+        }
+        if f.story.outcome.is_some() {
+            break;
         }
     }
+    if let (Some(url), Some(o)) = (learner_url, f.story.outcome.clone()) {
+        let fix = learned_fix(url, &o, Duration::from_secs(5)).await;
+        let t = o.timeline.first_error_ms.map(|first| (selfheal_core::now_ms() - first) as f64 / 1000.0);
+        let e = timeline::learned(t, &o.fingerprint, fix.as_ref());
+        print_entry(&e, out);
+        f.story.entries.push(e);
+    }
+    Ok(f.story)
 }
 
-fn emit(story: &mut Story, e: timeline::Entry, out: &mut (dyn Write + Send)) {
+fn print_entry(e: &timeline::Entry, out: &mut (dyn Write + Send)) {
     let _ = write!(out, "{}", e.render());
     let _ = out.flush();
-    story.entries.push(e);
 }
 
 async fn decode<R: Record>(codec: &Codec, bytes: &[u8], topic: &str) -> Result<R> {

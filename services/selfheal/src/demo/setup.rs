@@ -13,7 +13,8 @@ const SKIP: &[&str] = &["__pycache__", ".pytest_cache", ".venv", "venv", ".git",
 /// Finds the project root (the directory holding `examples/pricing-api`), starting at `start`
 /// and walking up; falls back to where this crate was built from.
 pub fn find_root(start: &Path) -> Option<PathBuf> {
-    let is_root = |p: &Path| p.join("examples/pricing-api/app.py").is_file() && p.join("scripts/python-env.sh").is_file();
+    let is_root =
+        |p: &Path| p.join("examples/pricing-api/app.py").is_file() && p.join("scripts/python-env.sh").is_file();
     for dir in start.ancestors() {
         if is_root(dir) {
             return Some(dir.to_path_buf());
@@ -48,7 +49,11 @@ pub async fn python(root: &Path, given: Option<&Path>, log: &Path) -> Result<Pat
         bail!("{} failed ({}); see {}", script.display(), out.status, log.display());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().rev().find(|l| !l.trim().is_empty()).ok_or_else(|| anyhow!("{} printed no interpreter path", script.display()))?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .ok_or_else(|| anyhow!("{} printed no interpreter path", script.display()))?;
     let p = PathBuf::from(last.trim());
     if !p.exists() {
         bail!("{} printed {}, which does not exist", script.display(), p.display());
@@ -84,14 +89,27 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 fn git(repo: &Path, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new("git")
-        .args(["-c", "user.name=selfheal demo", "-c", "user.email=demo@selfheal.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=selfheal demo",
+            "-c",
+            "user.email=demo@selfheal.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(repo)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running git {}", args.join(" ")))?;
     if !out.status.success() {
-        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

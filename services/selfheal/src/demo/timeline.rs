@@ -2,8 +2,8 @@
 //! the evidence that convinced the stage, rendered from the records on the topics.
 
 use selfheal_events::{
-    Anomaly, AnomalyKind, ApprovalMode, Diagnosis, DiagnosisStatus, HypothesisSource, KnownFix, Outcome, Patch, PatchStatus,
-    Rollout, RolloutStep, Timeline,
+    Anomaly, AnomalyKind, ApprovalMode, Diagnosis, DiagnosisStatus, HypothesisSource, KnownFix, Outcome, Patch,
+    PatchStatus, Rollout, RolloutStep, Timeline,
 };
 
 use crate::render::{clip, short, status_word};
@@ -21,7 +21,11 @@ pub struct Entry {
 
 impl Entry {
     fn new(t: Option<f64>, stage: &'static str, first: String) -> Self {
-        Entry { t, stage, lines: vec![first] }
+        Entry {
+            t,
+            stage,
+            lines: vec![first],
+        }
     }
 
     fn more(mut self, line: String) -> Self {
@@ -61,8 +65,16 @@ fn pct(x: f64) -> String {
 /// The `t+0.0s first 500` entry, printed when the anomaly reveals when the first error was.
 pub fn first_error(a: &Anomaly) -> Entry {
     let op = a.operation.as_deref().unwrap_or("a request");
-    let what = a.exception.as_ref().map(|e| format!(" ({})", e.r#type)).unwrap_or_default();
-    Entry::new(Some(0.0), "service", format!("first error from {} {op}{what}", a.service))
+    let what = a
+        .exception
+        .as_ref()
+        .map(|e| format!(" ({})", e.r#type))
+        .unwrap_or_default();
+    Entry::new(
+        Some(0.0),
+        "service",
+        format!("first error from {} {op}{what}", a.service),
+    )
 }
 
 /// The monitor's entry.
@@ -109,7 +121,9 @@ fn fix_line(f: &KnownFix) -> String {
         f.strategy,
         f.healed,
         f.attempts,
-        f.median_heal_secs.map(|s| format!(" (median {s:.0}s)")).unwrap_or_default()
+        f.median_heal_secs
+            .map(|s| format!(" (median {s:.0}s)"))
+            .unwrap_or_default()
     )
 }
 
@@ -125,7 +139,10 @@ pub fn diagnosis(d: &Diagnosis) -> Entry {
             rc.file,
             rc.line,
             rc.function,
-            clip(d.hypotheses.first().map(|h| h.summary.as_str()).unwrap_or(&d.summary), 90),
+            clip(
+                d.hypotheses.first().map(|h| h.summary.as_str()).unwrap_or(&d.summary),
+                90
+            ),
             d.confidence
         ),
         None => format!("{} (confidence {:.2})", clip(&d.summary, 120), d.confidence),
@@ -157,13 +174,25 @@ pub fn patch(p: &Patch) -> Entry {
         return e;
     }
     let strategy = p.strategy.as_deref().unwrap_or("?");
-    let origin = if p.learned { "learned fix tried first" } else { "template" };
-    let test = p.regression_test.as_ref().map(|t| format!(" · regression test {}", t.name)).unwrap_or_default();
+    let origin = if p.learned {
+        "learned fix tried first"
+    } else {
+        "template"
+    };
+    let test = p
+        .regression_test
+        .as_ref()
+        .map(|t| format!(" · regression test {}", t.name))
+        .unwrap_or_default();
     let mut e = Entry::new(t, "repairer", format!("{origin} {strategy}{test}"));
     if let Some(v) = &p.validation {
         e = e.more(format!(
             "before patch: regression test {} · after patch: {} passed, {} failed · {} · {:.1}s",
-            if v.failed_before { "failed" } else { "PASSED (does not reproduce)" },
+            if v.failed_before {
+                "failed"
+            } else {
+                "PASSED (does not reproduce)"
+            },
             v.tests_run - v.tests_failed,
             v.tests_failed,
             clip(&v.sandbox, 60),
@@ -173,7 +202,13 @@ pub fn patch(p: &Patch) -> Entry {
     let policy = p
         .policy
         .as_ref()
-        .map(|v| if v.allowed { format!("policy: allowed ({} rules)", v.rules_evaluated) } else { format!("policy: DENIED ({})", v.violations.join("; ")) })
+        .map(|v| {
+            if v.allowed {
+                format!("policy: allowed ({} rules)", v.rules_evaluated)
+            } else {
+                format!("policy: DENIED ({})", v.violations.join("; "))
+            }
+        })
         .unwrap_or_else(|| "policy: ?".into());
     let branch = match (&p.branch, &p.commit) {
         (Some(b), Some(c)) => format!(" · branch {b} ({})", &c[..c.len().min(7)]),
@@ -188,19 +223,36 @@ pub fn rollout(r: &Rollout) -> Entry {
     let t = at(&r.timeline, Some(r.step_ms));
     let text = match r.step {
         RolloutStep::Approved | RolloutStep::Rejected => {
-            let verb = if r.step == RolloutStep::Approved { "approved" } else { "rejected" };
+            let verb = if r.step == RolloutStep::Approved {
+                "approved"
+            } else {
+                "rejected"
+            };
             match &r.approval {
                 Some(a) if a.mode == ApprovalMode::Automatic => {
-                    format!("{verb} automatically ({})", clip(a.reason.as_deref().unwrap_or(&a.by), 100))
+                    format!(
+                        "{verb} automatically ({})",
+                        clip(a.reason.as_deref().unwrap_or(&a.by), 100)
+                    )
                 }
-                Some(a) => format!("{verb} by {}{}", a.by, a.reason.as_deref().map(|x| format!(": {}", clip(x, 80))).unwrap_or_default()),
+                Some(a) => format!(
+                    "{verb} by {}{}",
+                    a.by,
+                    a.reason
+                        .as_deref()
+                        .map(|x| format!(": {}", clip(x, 80)))
+                        .unwrap_or_default()
+                ),
                 None => verb.to_string(),
             }
         }
         RolloutStep::AwaitingApproval => {
             format!("awaiting approval — run: selfheal approve {}", r.incident_id)
         }
-        RolloutStep::Promoted => format!("promoted: {}", clip(r.detail.trim_end_matches("· promoted").trim_end(), 120)),
+        RolloutStep::Promoted => format!(
+            "promoted: {}",
+            clip(r.detail.trim_end_matches("· promoted").trim_end(), 120)
+        ),
         RolloutStep::CanaryAnalyzed | RolloutStep::RolledBack => {
             let rates = match (r.canary_error_rate, r.stable_error_rate) {
                 (Some(c), Some(s)) => format!(
@@ -224,12 +276,21 @@ pub fn outcome(o: &Outcome) -> Entry {
     let mut text = String::new();
     if let Some(v) = &o.verification {
         let what = o.exception_type.as_deref().unwrap_or("failure");
-        text.push_str(&format!("{} {what} in {:.0}s after promotion ({} requests) · ", v.occurrences, v.window_ms as f64 / 1000.0, v.requests));
+        text.push_str(&format!(
+            "{} {what} in {:.0}s after promotion ({} requests) · ",
+            v.occurrences,
+            v.window_ms as f64 / 1000.0,
+            v.requests
+        ));
     }
     text.push_str(status_word(o.status));
     let e = Entry::new(at(&o.timeline, o.timeline.outcome_ms), "verifier", text);
     // Without a verification window the summary is the only explanation.
-    if o.verification.is_none() { e.more(clip(&o.summary, 140)) } else { e }
+    if o.verification.is_none() {
+        e.more(clip(&o.summary, 140))
+    } else {
+        e
+    }
 }
 
 /// The learner's entry once the outcome is stored.
@@ -238,9 +299,19 @@ pub fn learned(t: Option<f64>, fingerprint: &str, fix: Option<&KnownFix>) -> Ent
         Some(f) => Entry::new(
             t,
             "learner",
-            format!("stored: fingerprint {} → {} ({}/{} healed)", short(fingerprint), f.strategy, f.healed, f.attempts),
+            format!(
+                "stored: fingerprint {} → {} ({}/{} healed)",
+                short(fingerprint),
+                f.strategy,
+                f.healed,
+                f.attempts
+            ),
         ),
-        None => Entry::new(t, "learner", format!("stored: fingerprint {} (no fix counted)", short(fingerprint))),
+        None => Entry::new(
+            t,
+            "learner",
+            format!("stored: fingerprint {} (no fix counted)", short(fingerprint)),
+        ),
     }
 }
 
@@ -254,24 +325,53 @@ mod tests {
     fn each_stage_shows_its_evidence() {
         let a = anomaly(&examples::anomaly());
         assert_eq!(a.t, Some(1.1));
-        assert!(a.lines[0].contains("error rate 9.8% (baseline 0.0%)") && a.lines[0].contains("new fingerprint ZeroDivisionError"), "{:?}", a.lines);
+        assert!(
+            a.lines[0].contains("error rate 9.8% (baseline 0.0%)")
+                && a.lines[0].contains("new fingerprint ZeroDivisionError"),
+            "{:?}",
+            a.lines
+        );
         assert!(a.lines[1].contains("41 of 418"), "{:?}", a.lines);
 
         let d = diagnosis(&examples::diagnosis());
-        assert!(d.lines[0].starts_with("pricing_logic.py:14 in calc") && d.lines[0].contains("confidence 0.94"), "{:?}", d.lines);
+        assert!(
+            d.lines[0].starts_with("pricing_logic.py:14 in calc") && d.lines[0].contains("confidence 0.94"),
+            "{:?}",
+            d.lines
+        );
         assert!(d.lines[1].contains("pricing.discount=0.0"), "{:?}", d.lines);
 
         let p = patch(&examples::patch());
-        assert!(p.lines[0].contains("python.zero-division-guard") && p.lines[0].contains("test_calc_zero_discount"), "{:?}", p.lines);
-        assert!(p.lines[1].contains("regression test failed") && p.lines[1].contains("26 passed"), "{:?}", p.lines);
-        assert!(p.lines[2].contains("allowed (12 rules)") && p.lines[2].contains("(e4f5a6b)"), "{:?}", p.lines);
+        assert!(
+            p.lines[0].contains("python.zero-division-guard") && p.lines[0].contains("test_calc_zero_discount"),
+            "{:?}",
+            p.lines
+        );
+        assert!(
+            p.lines[1].contains("regression test failed") && p.lines[1].contains("26 passed"),
+            "{:?}",
+            p.lines
+        );
+        assert!(
+            p.lines[2].contains("allowed (12 rules)") && p.lines[2].contains("(e4f5a6b)"),
+            "{:?}",
+            p.lines
+        );
 
         let r = rollout(&examples::rollout());
-        assert!(r.lines[0].starts_with("promoted: canary 0.0% errors vs stable 9.6%"), "{:?}", r.lines);
+        assert!(
+            r.lines[0].starts_with("promoted: canary 0.0% errors vs stable 9.6%"),
+            "{:?}",
+            r.lines
+        );
         let mut analysed = examples::rollout();
         analysed.step = selfheal_events::RolloutStep::CanaryAnalyzed;
         let r = rollout(&analysed);
-        assert!(r.lines[0].contains("canary 0.0% errors (52 req) vs stable 9.6% (157 req)"), "{:?}", r.lines);
+        assert!(
+            r.lines[0].contains("canary 0.0% errors (52 req) vs stable 9.6% (157 req)"),
+            "{:?}",
+            r.lines
+        );
 
         let o = outcome(&examples::outcome());
         assert!(o.lines[0].ends_with("HEALED"), "{:?}", o.lines);
@@ -286,7 +386,11 @@ mod tests {
 
     #[test]
     fn render_aligns_continuation_lines() {
-        let e = Entry { t: Some(1.3), stage: "monitor", lines: vec!["a".into(), "b".into()] };
+        let e = Entry {
+            t: Some(1.3),
+            stage: "monitor",
+            lines: vec!["a".into(), "b".into()],
+        };
         let text = e.render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "  t+1.3s   monitor     a");
