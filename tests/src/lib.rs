@@ -36,7 +36,9 @@ pub fn unique(prefix: &str) -> String {
 pub async fn require_broker() {
     let args = selfheal_core::KafkaArgs::for_brokers(&brokers());
     if let Err(e) = selfheal_core::kafka::probe(&args).await {
-        panic!("the integration tests need the real Kafka broker ({e}); start it with `deploy/testbed.sh up` or run `scripts/test.sh`");
+        panic!(
+            "the integration tests need the real Kafka broker ({e}); start it with `deploy/testbed.sh up` or run `scripts/test.sh`"
+        );
     }
 }
 
@@ -73,7 +75,10 @@ impl Stage for EchoStage {
 
     async fn process(&self, input: TelemetryEvent, _ctx: &RecordContext) -> Result<Vec<Anomaly>, StageError> {
         if input.attributes.contains_key(ATTR_INVALID) {
-            return Err(StageError::Invalid(format!("event {} is marked invalid", input.event_id)));
+            return Err(StageError::Invalid(format!(
+                "event {} is marked invalid",
+                input.event_id
+            )));
         }
         if let Some(n) = input.attributes.get(ATTR_TRANSIENT).and_then(|v| v.parse::<u32>().ok()) {
             let mut f = self.failures.lock().map_err(|_| StageError::Fatal("poisoned".into()))?;
@@ -125,12 +130,27 @@ pub fn raw_producer(brokers: &str) -> FutureProducer {
 }
 
 /// Produces raw bytes with headers and waits for the ack.
-pub async fn produce_raw(p: &FutureProducer, topic: &str, key: &[u8], value: &[u8], headers: &[(&str, &str)]) -> (i32, i64) {
+pub async fn produce_raw(
+    p: &FutureProducer,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+    headers: &[(&str, &str)],
+) -> (i32, i64) {
     let mut h = OwnedHeaders::new();
     for (k, v) in headers {
-        h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
+        h = h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
     }
-    match p.send(FutureRecord::to(topic).key(key).payload(value).headers(h), Duration::from_secs(10)).await {
+    match p
+        .send(
+            FutureRecord::to(topic).key(key).payload(value).headers(h),
+            Duration::from_secs(10),
+        )
+        .await
+    {
         Ok(d) => (d.partition, d.offset),
         Err((e, _)) => panic!("produce to {topic} failed: {e}"),
     }
@@ -166,7 +186,9 @@ pub async fn consume(brokers: &str, topic: &str, want: usize, timeout: Duration)
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while out.len() < want {
-        let Ok(Ok(m)) = tokio::time::timeout_at(deadline, c.recv()).await else { break };
+        let Ok(Ok(m)) = tokio::time::timeout_at(deadline, c.recv()).await else {
+            break;
+        };
         let mut headers = HashMap::new();
         if let Some(h) = m.headers() {
             for x in h.iter() {

@@ -25,7 +25,11 @@ async fn a_stage_runs_on_the_embedded_stack_with_dead_letters_and_trace_context(
     let health = Health::new();
     let shared = Shared {
         kafka: kafka.clone(),
-        runtime: RuntimeArgs { retry_initial_ms: 20, retry_max_ms: 100, ..Default::default() },
+        runtime: RuntimeArgs {
+            retry_initial_ms: 20,
+            retry_max_ms: 100,
+            ..Default::default()
+        },
         codec: codec.clone(),
         metrics: Metrics::shared(),
         health: health.clone(),
@@ -38,11 +42,33 @@ async fn a_stage_runs_on_the_embedded_stack_with_dead_letters_and_trace_context(
     let p = raw_producer(&stack.brokers());
     let ev = event("svc", &[(ATTR_TRANSIENT, "2")]);
     let (k, v) = codec.encode(&input, &ev).await.unwrap();
-    produce_raw(&p, &input, &k, &v, &[(headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]).await;
+    produce_raw(
+        &p,
+        &input,
+        &k,
+        &v,
+        &[(
+            headers::TRACEPARENT,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )],
+    )
+    .await;
     let poison = produce_raw(&p, &input, b"k", b"\x00\x01", &[]).await;
 
-    let out = consume(&stack.brokers(), &kafka.topic(selfheal_events::ANOMALIES), 1, Duration::from_secs(60)).await;
-    let dead = consume(&stack.brokers(), &format!("{prefix}echo.dlq"), 1, Duration::from_secs(30)).await;
+    let out = consume(
+        &stack.brokers(),
+        &kafka.topic(selfheal_events::ANOMALIES),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let dead = consume(
+        &stack.brokers(),
+        &format!("{prefix}echo.dlq"),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(health.is_ready());
     assert_eq!(out.len(), 1);
     // Decode before shutdown: the embedded registry stops with the same signal.

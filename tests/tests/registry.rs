@@ -12,7 +12,9 @@ use selfheal_e2e::{registry_url, unique};
 use selfheal_events::{Codec, CodecError, Outcome, Record, TelemetryEvent, examples};
 
 async fn targets() -> Vec<(&'static str, String)> {
-    let embedded = EmbeddedRegistry::start(SocketAddr::from(([127, 0, 0, 1], 0)), Shutdown::new()).await.unwrap();
+    let embedded = EmbeddedRegistry::start(SocketAddr::from(([127, 0, 0, 1], 0)), Shutdown::new())
+        .await
+        .unwrap();
     let real = registry_url();
     let probe = reqwest::get(format!("{real}/subjects")).await;
     assert!(
@@ -28,20 +30,40 @@ async fn registration_is_idempotent_and_records_round_trip_by_id() {
         let codec = Codec::new(&url).unwrap();
         let topic = unique("outcomes");
         let id = codec.register::<Outcome>(&topic).await.unwrap();
-        assert_eq!(codec.register::<Outcome>(&topic).await.unwrap(), id, "{name}: same schema, same id");
+        assert_eq!(
+            codec.register::<Outcome>(&topic).await.unwrap(),
+            id,
+            "{name}: same schema, same id"
+        );
         let outcome = examples::outcome();
         let (key, value) = codec.encode(&topic, &outcome).await.unwrap();
         assert_eq!(value[0], 0, "{name}: magic byte");
-        assert_eq!(u32::from_be_bytes([value[1], value[2], value[3], value[4]]), id, "{name}: schema id in the frame");
+        assert_eq!(
+            u32::from_be_bytes([value[1], value[2], value[3], value[4]]),
+            id,
+            "{name}: schema id in the frame"
+        );
         let back: Outcome = codec.decode(&value).await.unwrap();
         assert_eq!(back, outcome, "{name}: round trip");
         let json = codec.decode_json(&key).await.unwrap();
-        assert_eq!(json["incident_id"], outcome.incident_id, "{name}: the key is the incident id");
+        assert_eq!(
+            json["incident_id"], outcome.incident_id,
+            "{name}: the key is the incident id"
+        );
 
         // Lookup by id, raw, as any other client would.
-        let body: serde_json::Value = reqwest::get(format!("{url}/schemas/ids/{id}")).await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = reqwest::get(format!("{url}/schemas/ids/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let schema = apache_avro::Schema::parse_str(body["schema"].as_str().unwrap()).unwrap();
-        assert_eq!(schema.canonical_form(), Outcome::get_schema().canonical_form(), "{name}: lookup by id");
+        assert_eq!(
+            schema.canonical_form(),
+            Outcome::get_schema().canonical_form(),
+            "{name}: lookup by id"
+        );
     }
 }
 
@@ -67,7 +89,10 @@ async fn an_incompatible_schema_change_is_refused_naming_the_field() {
         match codec.register::<Outcome>(&topic).await {
             Err(CodecError::Incompatible { subject: s, reason }) => {
                 assert_eq!(s, subject);
-                assert!(reason.contains("summary"), "{name}: the reason names the field: {reason}");
+                assert!(
+                    reason.contains("summary"),
+                    "{name}: the reason names the field: {reason}"
+                );
             }
             other => panic!("{name}: expected a refusal, got {other:?}"),
         }
@@ -75,16 +100,26 @@ async fn an_incompatible_schema_change_is_refused_naming_the_field() {
         let resp = reqwest::Client::new()
             .post(format!("{url}/subjects/{subject}/versions"))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
-            .body(serde_json::json!({"schema": serde_json::to_value(Outcome::get_schema()).unwrap().to_string()}).to_string())
+            .body(
+                serde_json::json!({"schema": serde_json::to_value(Outcome::get_schema()).unwrap().to_string()})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 409, "{name}: registry refuses the incompatible version");
+        assert_eq!(
+            resp.status().as_u16(),
+            409,
+            "{name}: registry refuses the incompatible version"
+        );
         // A compatible evolution (a new optional field) is accepted.
         let mut newer: serde_json::Value = serde_json::to_value(Outcome::get_schema()).unwrap();
         let topic2 = unique("outcomes");
         codec.register::<Outcome>(&topic2).await.unwrap();
-        newer["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "ticket", "type": ["null", "string"], "default": null}));
+        newer["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "ticket", "type": ["null", "string"], "default": null}));
         let resp = reqwest::Client::new()
             .post(format!("{url}/subjects/{topic2}-value/versions"))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
@@ -92,7 +127,10 @@ async fn an_incompatible_schema_change_is_refused_naming_the_field() {
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "{name}: an optional field is a compatible change");
+        assert!(
+            resp.status().is_success(),
+            "{name}: an optional field is a compatible change"
+        );
     }
 }
 
@@ -110,7 +148,10 @@ async fn unknown_schema_ids_are_permanent_errors_and_a_missing_registry_is_trans
     let err = down.register::<TelemetryEvent>(&unique("t")).await.unwrap_err();
     assert!(err.is_transient(), "a registry that is down is retried: {err}");
     let err = down.decode::<TelemetryEvent>(&[0, 0, 0, 0, 1, 2]).await.unwrap_err();
-    assert!(err.is_transient(), "decoding while the registry is down is retried: {err}");
+    assert!(
+        err.is_transient(),
+        "decoding while the registry is down is retried: {err}"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +161,10 @@ async fn an_older_writer_schema_still_decodes_into_todays_type() {
         let topic = unique("telemetry");
         // Data written by an older producer that did not know `environment` (optional today).
         let mut old: serde_json::Value = serde_json::to_value(TelemetryEvent::get_schema()).unwrap();
-        old["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "environment");
+        old["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "environment");
         let old_schema = apache_avro::Schema::parse(&old).unwrap();
         let resp: serde_json::Value = reqwest::Client::new()
             .post(format!("{url}/subjects/{topic}-value/versions"))

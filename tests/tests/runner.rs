@@ -12,7 +12,7 @@ use rdkafka::topic_partition_list::Offset;
 use selfheal_core::http::Health;
 use selfheal_core::metrics::Metrics;
 use selfheal_core::runner::{Runner, RunnerError, Topics};
-use selfheal_core::service::{Shared, ServiceError};
+use selfheal_core::service::{ServiceError, Shared};
 use selfheal_core::{KafkaArgs, Publisher, RuntimeArgs, Shutdown, headers};
 use selfheal_e2e::*;
 use selfheal_events::{Anomaly, Codec, TelemetryEvent};
@@ -27,25 +27,51 @@ async fn bed() -> Bed {
     require_broker().await;
     let brokers = brokers();
     let codec = Arc::new(Codec::new(&registry_url()).unwrap());
-    let topics = Topics { input: unique("in"), output: unique("out"), dead_letter: unique("dlq") };
+    let topics = Topics {
+        input: unique("in"),
+        output: unique("out"),
+        dead_letter: unique("dlq"),
+    };
     // One partition: the tests reason about positions and order.
     let mut args = KafkaArgs::for_brokers(&brokers);
     args.partitions = 1;
-    selfheal_core::kafka::ensure_topics(&args, &[topics.input.clone(), topics.output.clone(), topics.dead_letter.clone()])
-        .await
-        .unwrap();
+    selfheal_core::kafka::ensure_topics(
+        &args,
+        &[topics.input.clone(), topics.output.clone(), topics.dead_letter.clone()],
+    )
+    .await
+    .unwrap();
     Bed { brokers, codec, topics }
 }
 
 fn runtime(max_dead_letters: u32) -> RuntimeArgs {
-    RuntimeArgs { max_consecutive_dead_letters: max_dead_letters, retry_initial_ms: 50, retry_max_ms: 200, grace_period_secs: 5, ..Default::default() }
+    RuntimeArgs {
+        max_consecutive_dead_letters: max_dead_letters,
+        retry_initial_ms: 50,
+        retry_max_ms: 200,
+        grace_period_secs: 5,
+        ..Default::default()
+    }
 }
 
 fn runner(bed: &Bed, rt: RuntimeArgs) -> Runner<EchoStage> {
     let args = KafkaArgs::for_brokers(&bed.brokers);
-    let publisher = Publisher::new(selfheal_core::kafka::producer(&args).unwrap(), bed.codec.clone(), "echo");
-    Runner::new(Arc::new(EchoStage::default()), &args, &unique("group"), bed.topics.clone(), publisher, rt, Metrics::shared(), Health::new())
-        .unwrap()
+    let publisher = Publisher::new(
+        selfheal_core::kafka::producer(&args).unwrap(),
+        bed.codec.clone(),
+        "echo",
+    );
+    Runner::new(
+        Arc::new(EchoStage::default()),
+        &args,
+        &unique("group"),
+        bed.topics.clone(),
+        publisher,
+        rt,
+        Metrics::shared(),
+        Health::new(),
+    )
+    .unwrap()
 }
 
 async fn produce_event(bed: &Bed, ev: &TelemetryEvent, headers: &[(&str, &str)]) -> (i32, i64) {
@@ -68,7 +94,14 @@ async fn poison_records_are_dead_lettered_with_their_real_position_and_the_stage
     let first = event("svc", &[]);
     produce_event(&bed, &first, &[]).await;
     let p = raw_producer(&bed.brokers);
-    let garbage_pos = produce_raw(&p, &bed.topics.input, b"k", b"this is not avro", &[("origin", "fuzzer")]).await;
+    let garbage_pos = produce_raw(
+        &p,
+        &bed.topics.input,
+        b"k",
+        b"this is not avro",
+        &[("origin", "fuzzer")],
+    )
+    .await;
     let unknown_id: &[u8] = &[0, 0x7f, 0xff, 0xff, 0xfe, 2, 4, 6];
     let unknown_pos = produce_raw(&p, &bed.topics.input, b"k", unknown_id, &[]).await;
     let invalid = event("svc", &[(ATTR_INVALID, "yes")]);
@@ -83,21 +116,37 @@ async fn poison_records_are_dead_lettered_with_their_real_position_and_the_stage
     shutdown.trigger();
     let summary = task.await.unwrap().unwrap();
 
-    let ids: Vec<String> = decode_outputs(&bed, &outputs).await.into_iter().map(|a| a.incident_id).collect();
-    assert_eq!(ids, vec![first.event_id.clone(), last.event_id.clone()], "the records after the poison ones were processed, in order");
+    let ids: Vec<String> = decode_outputs(&bed, &outputs)
+        .await
+        .into_iter()
+        .map(|a| a.incident_id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![first.event_id.clone(), last.event_id.clone()],
+        "the records after the poison ones were processed, in order"
+    );
     assert_eq!(dead.len(), 3);
     assert_eq!(summary.dead_letters, 3);
 
     let garbage = &dead[0];
     assert_eq!(garbage.value, b"this is not avro", "original bytes kept");
     assert_eq!(garbage.key, b"k");
-    assert_eq!(garbage.headers.get("origin").map(String::as_str), Some("fuzzer"), "original headers kept");
+    assert_eq!(
+        garbage.headers.get("origin").map(String::as_str),
+        Some("fuzzer"),
+        "original headers kept"
+    );
     assert_eq!(garbage.headers[headers::DLQ_STAGE], "echo");
     assert_eq!(garbage.headers[headers::DLQ_ERROR_KIND], "decode");
     assert_eq!(garbage.headers[headers::DLQ_TOPIC], bed.topics.input);
     assert_eq!(garbage.headers[headers::DLQ_PARTITION], garbage_pos.0.to_string());
     assert_eq!(garbage.headers[headers::DLQ_OFFSET], garbage_pos.1.to_string());
-    assert!(garbage.headers[headers::DLQ_ERROR].contains("magic byte"), "{}", garbage.headers[headers::DLQ_ERROR]);
+    assert!(
+        garbage.headers[headers::DLQ_ERROR].contains("magic byte"),
+        "{}",
+        garbage.headers[headers::DLQ_ERROR]
+    );
 
     let unknown = &dead[1];
     assert_eq!(unknown.value, unknown_id);
@@ -109,7 +158,10 @@ async fn poison_records_are_dead_lettered_with_their_real_position_and_the_stage
     assert_eq!(inv.headers[headers::DLQ_OFFSET], invalid_pos.1.to_string());
     assert!(inv.headers[headers::DLQ_ERROR].contains("marked invalid"));
     let original: TelemetryEvent = bed.codec.decode(&inv.value).await.unwrap();
-    assert_eq!(original.event_id, invalid.event_id, "an invalid record is dead-lettered byte for byte");
+    assert_eq!(
+        original.event_id, invalid.event_id,
+        "an invalid record is dead-lettered byte for byte"
+    );
 }
 
 #[tokio::test]
@@ -125,11 +177,23 @@ async fn transient_failures_are_retried_not_skipped() {
     let outputs = consume(&bed.brokers, &bed.topics.output, 2, Duration::from_secs(60)).await;
     shutdown.trigger();
     let summary = task.await.unwrap().unwrap();
-    let ids: Vec<String> = decode_outputs(&bed, &outputs).await.into_iter().map(|a| a.incident_id).collect();
-    assert_eq!(ids, vec![flaky.event_id, after.event_id], "the flaky record was finished before the next one");
+    let ids: Vec<String> = decode_outputs(&bed, &outputs)
+        .await
+        .into_iter()
+        .map(|a| a.incident_id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![flaky.event_id, after.event_id],
+        "the flaky record was finished before the next one"
+    );
     assert_eq!(summary.retries, 3);
     assert_eq!(summary.dead_letters, 0);
-    assert!(consume(&bed.brokers, &bed.topics.dead_letter, 1, Duration::from_secs(2)).await.is_empty());
+    assert!(
+        consume(&bed.brokers, &bed.topics.dead_letter, 1, Duration::from_secs(2))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -139,7 +203,9 @@ async fn too_many_dead_letters_in_a_row_stop_the_stage() {
     for i in 0..5 {
         produce_raw(&p, &bed.topics.input, b"k", format!("garbage {i}").as_bytes(), &[]).await;
     }
-    let result = tokio::time::timeout(Duration::from_secs(60), runner(&bed, runtime(3)).run(Shutdown::new())).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), runner(&bed, runtime(3)).run(Shutdown::new()))
+        .await
+        .unwrap();
     match result {
         Err(RunnerError::TooManyDeadLetters { count, .. }) => assert_eq!(count, 3),
         other => panic!("expected the stage to stop, got {other:?}"),
@@ -159,17 +225,48 @@ async fn trace_context_on_the_input_appears_on_the_output() {
     let outputs = consume(&bed.brokers, &bed.topics.output, 1, Duration::from_secs(60)).await;
     shutdown.trigger();
     task.await.unwrap().unwrap();
-    let tp = outputs[0].headers.get(headers::TRACEPARENT).expect("output carries traceparent");
-    assert_eq!(tp.split('-').nth(1), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "same trace: {tp}");
-    assert_eq!(outputs[0].headers[headers::INCIDENT_ID], outputs[0].headers[headers::INCIDENT_ID]);
+    let tp = outputs[0]
+        .headers
+        .get(headers::TRACEPARENT)
+        .expect("output carries traceparent");
+    assert_eq!(
+        tp.split('-').nth(1),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "same trace: {tp}"
+    );
+    assert_eq!(
+        outputs[0].headers[headers::INCIDENT_ID],
+        outputs[0].headers[headers::INCIDENT_ID]
+    );
     assert_eq!(outputs[0].headers[headers::PRODUCED_BY], "echo");
 }
 
 fn spawn_stage(bed: &Bed, group: &str, grace_secs: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_selfheal-test-stage"))
-        .args(["--input", &bed.topics.input, "--output", &bed.topics.output, "--dlq", &bed.topics.dead_letter])
-        .args(["--kafka-brokers", &bed.brokers, "--schema-registry-url", bed.codec.url(), "--group-id", group])
-        .args(["--grace-period-secs", &grace_secs.to_string(), "--http-addr", "127.0.0.1:0", "--log", "warn"])
+        .args([
+            "--input",
+            &bed.topics.input,
+            "--output",
+            &bed.topics.output,
+            "--dlq",
+            &bed.topics.dead_letter,
+        ])
+        .args([
+            "--kafka-brokers",
+            &bed.brokers,
+            "--schema-registry-url",
+            bed.codec.url(),
+            "--group-id",
+            group,
+        ])
+        .args([
+            "--grace-period-secs",
+            &grace_secs.to_string(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -196,7 +293,11 @@ async fn a_killed_stage_restarted_loses_no_record() {
     let mut second = spawn_stage(&bed, &group, 5);
     let all = consume(&bed.brokers, &bed.topics.output, ids.len(), Duration::from_secs(120)).await;
     // Keep reading briefly for duplicates from the redone tail.
-    let all = if all.len() >= ids.len() { consume(&bed.brokers, &bed.topics.output, ids.len() + 50, Duration::from_secs(5)).await } else { all };
+    let all = if all.len() >= ids.len() {
+        consume(&bed.brokers, &bed.topics.output, ids.len() + 50, Duration::from_secs(5)).await
+    } else {
+        all
+    };
     let _ = Command::new("kill").args(["-TERM", &second.id().to_string()]).status();
     second.wait().unwrap();
     let outputs = decode_outputs(&bed, &all).await;
@@ -206,7 +307,11 @@ async fn a_killed_stage_restarted_loses_no_record() {
     }
     let duplicates = outputs.len() - got.len();
     // Duplicates are allowed (at-least-once) and recognisable by key: same incident id.
-    println!("{} inputs, {} outputs, {duplicates} duplicates recognised by key", ids.len(), outputs.len());
+    println!(
+        "{} inputs, {} outputs, {duplicates} duplicates recognised by key",
+        ids.len(),
+        outputs.len()
+    );
 }
 
 #[tokio::test]
@@ -220,7 +325,10 @@ async fn sigterm_during_processing_commits_and_exits_within_the_grace_period() {
     let mut child = spawn_stage(&bed, &group, 5);
     let seen = consume(&bed.brokers, &bed.topics.output, 3, Duration::from_secs(60)).await;
     assert_eq!(seen.len(), 3);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let mut exited = None;
     for _ in 0..200 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -236,13 +344,25 @@ async fn sigterm_during_processing_commits_and_exits_within_the_grace_period() {
     assert!(status.success(), "clean exit, got {status}");
     let outputs = consume(&bed.brokers, &bed.topics.output, 20, Duration::from_secs(3)).await;
     // The committed offset is exactly the number of finished records: the one in hand was finished.
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bed.brokers).set("group.id", &group).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bed.brokers)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition(&bed.topics.input, 0);
     let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
     let offset = committed.elements()[0].offset();
-    assert_eq!(offset, Offset::Offset(outputs.len() as i64), "committed offset matches the {} finished records", outputs.len());
-    assert!(outputs.len() < 20, "shutdown stopped polling before the end of the topic");
+    assert_eq!(
+        offset,
+        Offset::Offset(outputs.len() as i64),
+        "committed offset matches the {} finished records",
+        outputs.len()
+    );
+    assert!(
+        outputs.len() < 20,
+        "shutdown stopped polling before the end of the topic"
+    );
 }
 
 #[tokio::test]
@@ -257,11 +377,21 @@ async fn an_unreachable_broker_keeps_the_service_unready_until_shutdown() {
         health: health.clone(),
         shutdown: shutdown.clone(),
     };
-    let task = tokio::spawn(async move { selfheal_core::service::prepare_stage(Arc::new(EchoStage::default()), &shared).await.map(|_| ()) });
+    let task = tokio::spawn(async move {
+        selfheal_core::service::prepare_stage(Arc::new(EchoStage::default()), &shared)
+            .await
+            .map(|_| ())
+    });
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!task.is_finished(), "the service keeps retrying, it does not give up or panic");
+    assert!(
+        !task.is_finished(),
+        "the service keeps retrying, it does not give up or panic"
+    );
     assert!(!health.is_ready());
     shutdown.trigger();
-    let result = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(result, Err(ServiceError::ShutDown)), "{result:?}");
 }

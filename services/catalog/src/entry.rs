@@ -37,9 +37,7 @@ pub const LANGUAGES: &[&str] = &[
 ];
 
 /// How far rollout may go without a human; serialised as `manual` / `auto` (policy input uses it).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Autonomy {
     /// Every deploy waits for a human approval.
@@ -72,9 +70,7 @@ impl FromStr for Autonomy {
         match text.trim().to_ascii_lowercase().as_str() {
             "manual" => Ok(Autonomy::Manual),
             "auto" => Ok(Autonomy::Auto),
-            _ => Err(format!(
-                "unknown autonomy `{text}`, expected `manual` or `auto`"
-            )),
+            _ => Err(format!("unknown autonomy `{text}`, expected `manual` or `auto`")),
         }
     }
 }
@@ -228,9 +224,7 @@ impl ServiceEntry {
                 ),
             ));
         }
-        if crate::raw::normalise_relative(&self.source_root).as_deref()
-            != Some(self.source_root.as_str())
-        {
+        if crate::raw::normalise_relative(&self.source_root).as_deref() != Some(self.source_root.as_str()) {
             return Err(invalid(
                 "source_root",
                 format!(
@@ -250,10 +244,7 @@ impl ServiceEntry {
             Some(_) => {}
         }
         if self.test_command.iter().any(|arg| arg.contains('\0')) {
-            return Err(invalid(
-                "test_command",
-                "arguments must not contain NUL".to_string(),
-            ));
+            return Err(invalid("test_command", "arguments must not contain NUL".to_string()));
         }
         let timeout = self.test_timeout.as_secs();
         if self.test_timeout.is_zero() || timeout > MAX_TEST_TIMEOUT_SECS {
@@ -263,10 +254,7 @@ impl ServiceEntry {
             ));
         }
         if self.test_memory_mb == 0 {
-            return Err(invalid(
-                "test_memory_mb",
-                "must be greater than 0".to_string(),
-            ));
+            return Err(invalid("test_memory_mb", "must be greater than 0".to_string()));
         }
         for glob in &self.protected_globs {
             if glob.trim().is_empty() || glob.starts_with('/') {
@@ -277,10 +265,7 @@ impl ServiceEntry {
             }
         }
         if self.max_diff_lines == 0 {
-            return Err(invalid(
-                "max_diff_lines",
-                "must be greater than 0".to_string(),
-            ));
+            return Err(invalid("max_diff_lines", "must be greater than 0".to_string()));
         }
         if !DEPLOYERS.contains(&self.deployer.as_str()) {
             return Err(invalid(

@@ -30,9 +30,8 @@ mod error;
 mod raw;
 
 pub use entry::{
-    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT,
-    DEFAULT_TEST_MEMORY_MB, DEFAULT_TEST_TIMEOUT_SECS, DEPLOYERS, LANGUAGES, MAX_TEST_TIMEOUT_SECS,
-    ServiceEntry,
+    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
+    DEFAULT_TEST_TIMEOUT_SECS, DEPLOYERS, LANGUAGES, MAX_TEST_TIMEOUT_SECS, ServiceEntry,
 };
 pub use error::CatalogError;
 
@@ -73,9 +72,7 @@ impl Catalog {
     }
 
     /// Builds a catalog from entries made in code (tests, embedded demo), validating each.
-    pub fn from_services(
-        entries: impl IntoIterator<Item = ServiceEntry>,
-    ) -> Result<Catalog, CatalogError> {
+    pub fn from_services(entries: impl IntoIterator<Item = ServiceEntry>) -> Result<Catalog, CatalogError> {
         let mut services = BTreeMap::new();
         for entry in entries {
             entry.validate(INLINE_ORIGIN)?;
@@ -89,10 +86,7 @@ impl Catalog {
             }
             services.insert(entry.name.clone(), entry);
         }
-        Ok(Catalog {
-            services,
-            path: None,
-        })
+        Ok(Catalog { services, path: None })
     }
 
     /// The entry of service `name`, if the catalog lists it.
@@ -138,10 +132,7 @@ fn parse(text: &str, base_dir: &Path, origin: &str) -> Result<Catalog, CatalogEr
         entry.validate(origin)?;
         services.insert(name, entry);
     }
-    Ok(Catalog {
-        services,
-        path: None,
-    })
+    Ok(Catalog { services, path: None })
 }
 
 #[cfg(test)]

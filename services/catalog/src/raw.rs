@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::entry::{
-    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT,
-    DEFAULT_TEST_MEMORY_MB, DEFAULT_TEST_TIMEOUT_SECS, ServiceEntry,
+    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
+    DEFAULT_TEST_TIMEOUT_SECS, ServiceEntry,
 };
 use crate::error::CatalogError;
 
@@ -47,12 +47,7 @@ pub(crate) struct RawService {
 
 impl RawService {
     /// Applies defaults and resolves the repository against `base_dir`; [`ServiceEntry::validate`] runs after.
-    pub(crate) fn into_entry(
-        self,
-        name: &str,
-        base_dir: &Path,
-        origin: &str,
-    ) -> Result<ServiceEntry, CatalogError> {
+    pub(crate) fn into_entry(self, name: &str, base_dir: &Path, origin: &str) -> Result<ServiceEntry, CatalogError> {
         let invalid = |field: &str, problem: String| CatalogError::Invalid {
             origin: origin.to_string(),
             service: name.to_string(),
@@ -87,10 +82,12 @@ impl RawService {
         };
         let source_root = match self.source_root {
             None => DEFAULT_SOURCE_ROOT.to_string(),
-            Some(root) => normalise_relative(&root)
-                .ok_or_else(|| invalid("source_root", format!(
-                    "`{root}` must be a relative path inside the repository (no leading `/`, no `..`)"
-                )))?,
+            Some(root) => normalise_relative(&root).ok_or_else(|| {
+                invalid(
+                    "source_root",
+                    format!("`{root}` must be a relative path inside the repository (no leading `/`, no `..`)"),
+                )
+            })?,
         };
         Ok(ServiceEntry {
             name: name.to_string(),
@@ -98,16 +95,12 @@ impl RawService {
             language,
             source_root,
             test_command,
-            test_timeout: Duration::from_secs(
-                self.test_timeout_secs.unwrap_or(DEFAULT_TEST_TIMEOUT_SECS),
-            ),
+            test_timeout: Duration::from_secs(self.test_timeout_secs.unwrap_or(DEFAULT_TEST_TIMEOUT_SECS)),
             test_memory_mb: self.test_memory_mb.unwrap_or(DEFAULT_TEST_MEMORY_MB),
             protected_globs: self.protected_globs,
             max_diff_lines: self.max_diff_lines.unwrap_or(DEFAULT_MAX_DIFF_LINES),
             autonomy,
-            deployer: self
-                .deployer
-                .unwrap_or_else(|| DEFAULT_DEPLOYER.to_string()),
+            deployer: self.deployer.unwrap_or_else(|| DEFAULT_DEPLOYER.to_string()),
             deploy: self.deploy,
             extra_env: self.extra_env,
         })

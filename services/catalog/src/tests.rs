@@ -37,9 +37,7 @@ test_command = ["go", "test", "./..."]
 
 /// A minimal valid service table with one line replaced or added, for validation tests.
 fn one_service(extra: &str) -> String {
-    format!(
-        "[services.svc]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = [\"pytest\"]\n{extra}\n"
-    )
+    format!("[services.svc]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = [\"pytest\"]\n{extra}\n")
 }
 
 fn invalid_field(text: &str) -> (String, String, String) {
@@ -58,36 +56,21 @@ fn invalid_field(text: &str) -> (String, String, String) {
 fn full_entry_is_parsed_with_every_field() {
     let catalog = Catalog::from_toml_str(FULL, "/etc/selfheal").unwrap();
     assert_eq!(catalog.len(), 2);
-    assert_eq!(
-        catalog.names().collect::<Vec<_>>(),
-        ["minimal", "pricing-api"]
-    );
+    assert_eq!(catalog.names().collect::<Vec<_>>(), ["minimal", "pricing-api"]);
     let entry = catalog.service("pricing-api").unwrap();
     assert_eq!(entry.name, "pricing-api");
-    assert_eq!(
-        entry.repository,
-        PathBuf::from("/etc/selfheal/repos/pricing-api")
-    );
+    assert_eq!(entry.repository, PathBuf::from("/etc/selfheal/repos/pricing-api"));
     assert_eq!(entry.language, "python", "language is lower-cased");
     assert_eq!(entry.source_root, "src", "source root is normalised");
-    assert_eq!(
-        entry.source_dir(),
-        PathBuf::from("/etc/selfheal/repos/pricing-api/src")
-    );
+    assert_eq!(entry.source_dir(), PathBuf::from("/etc/selfheal/repos/pricing-api/src"));
     assert_eq!(entry.test_command, ["python", "-m", "pytest", "-q"]);
     assert_eq!(entry.test_timeout, Duration::from_secs(60));
     assert_eq!(entry.test_memory_mb, 512);
-    assert_eq!(
-        entry.protected_globs,
-        [".github/**", "deploy/**", "**/*.lock"]
-    );
+    assert_eq!(entry.protected_globs, [".github/**", "deploy/**", "**/*.lock"]);
     assert_eq!(entry.max_diff_lines, 30);
     assert_eq!(entry.autonomy, Autonomy::Auto);
     assert_eq!(entry.deployer, "kubernetes");
-    assert_eq!(
-        entry.extra_env.get("PYTHONHASHSEED").map(String::as_str),
-        Some("0")
-    );
+    assert_eq!(entry.extra_env.get("PYTHONHASHSEED").map(String::as_str), Some("0"));
     assert_eq!(entry.deploy_int("port").unwrap(), Some(8081));
     assert_eq!(entry.deploy_str("namespace").unwrap(), Some("shop"));
     assert_eq!(entry.deploy_bool("rollout").unwrap(), Some(true));
@@ -109,10 +92,7 @@ fn defaults_fill_optional_fields() {
     );
     assert_eq!(entry.source_root, ".");
     assert_eq!(entry.source_dir(), PathBuf::from("/srv/git/minimal"));
-    assert_eq!(
-        entry.test_timeout,
-        Duration::from_secs(DEFAULT_TEST_TIMEOUT_SECS)
-    );
+    assert_eq!(entry.test_timeout, Duration::from_secs(DEFAULT_TEST_TIMEOUT_SECS));
     assert_eq!(entry.test_memory_mb, DEFAULT_TEST_MEMORY_MB);
     assert!(entry.protected_globs.is_empty());
     assert_eq!(entry.max_diff_lines, DEFAULT_MAX_DIFF_LINES);
@@ -142,13 +122,9 @@ fn unknown_service_is_none_and_empty_catalog_is_valid() {
 
 #[test]
 fn empty_test_command_names_service_and_field() {
-    let text =
-        "[services.pricing-api]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = []\n";
+    let text = "[services.pricing-api]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = []\n";
     let (service, field, problem) = invalid_field(text);
-    assert_eq!(
-        (service.as_str(), field.as_str()),
-        ("pricing-api", "test_command")
-    );
+    assert_eq!((service.as_str(), field.as_str()), ("pricing-api", "test_command"));
     assert!(problem.contains("empty"), "{problem}");
     let message = Catalog::from_toml_str(text, "/").unwrap_err().to_string();
     assert!(
@@ -159,9 +135,8 @@ fn empty_test_command_names_service_and_field() {
 
 #[test]
 fn blank_program_is_rejected() {
-    let (_, field, _) = invalid_field(
-        "[services.svc]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = [\" \", \"x\"]\n",
-    );
+    let (_, field, _) =
+        invalid_field("[services.svc]\nrepository = \"r\"\nlanguage = \"python\"\ntest_command = [\" \", \"x\"]\n");
     assert_eq!(field, "test_command");
 }
 
@@ -182,11 +157,9 @@ fn autonomy_parses_case_insensitively_and_round_trips() {
 
 #[test]
 fn missing_required_fields_are_named() {
-    let (_, field, _) =
-        invalid_field("[services.svc]\nlanguage = \"python\"\ntest_command = [\"t\"]\n");
+    let (_, field, _) = invalid_field("[services.svc]\nlanguage = \"python\"\ntest_command = [\"t\"]\n");
     assert_eq!(field, "repository");
-    let (_, field, _) =
-        invalid_field("[services.svc]\nrepository = \"r\"\ntest_command = [\"t\"]\n");
+    let (_, field, _) = invalid_field("[services.svc]\nrepository = \"r\"\ntest_command = [\"t\"]\n");
     assert_eq!(field, "language");
     let (_, field, _) = invalid_field("[services.svc]\nrepository = \"r\"\nlanguage = \"go\"\n");
     assert_eq!(field, "test_command");
@@ -194,14 +167,10 @@ fn missing_required_fields_are_named() {
 
 #[test]
 fn unknown_language_and_deployer_are_rejected() {
-    let (_, field, problem) = invalid_field(
-        "[services.svc]\nrepository = \"r\"\nlanguage = \"cobol\"\ntest_command = [\"t\"]\n",
-    );
+    let (_, field, problem) =
+        invalid_field("[services.svc]\nrepository = \"r\"\nlanguage = \"cobol\"\ntest_command = [\"t\"]\n");
     assert_eq!(field, "language");
-    assert!(
-        problem.contains("cobol") && problem.contains("python"),
-        "{problem}"
-    );
+    assert!(problem.contains("cobol") && problem.contains("python"), "{problem}");
     let (_, field, problem) = invalid_field(&one_service("deployer = \"ftp\""));
     assert_eq!(field, "deployer");
     assert!(problem.contains("local-process"), "{problem}");
@@ -213,20 +182,9 @@ fn source_root_must_stay_inside_the_repository() {
         let (_, field, _) = invalid_field(&one_service(&format!("source_root = \"{root}\"")));
         assert_eq!(field, "source_root", "{root}");
     }
-    for (root, normalised) in [
-        ("", "."),
-        ("./", "."),
-        ("src//app/", "src/app"),
-        ("./lib", "lib"),
-    ] {
-        let catalog =
-            Catalog::from_toml_str(&one_service(&format!("source_root = \"{root}\"")), "/")
-                .unwrap();
-        assert_eq!(
-            catalog.service("svc").unwrap().source_root,
-            normalised,
-            "{root}"
-        );
+    for (root, normalised) in [("", "."), ("./", "."), ("src//app/", "src/app"), ("./lib", "lib")] {
+        let catalog = Catalog::from_toml_str(&one_service(&format!("source_root = \"{root}\"")), "/").unwrap();
+        assert_eq!(catalog.service("svc").unwrap().source_root, normalised, "{root}");
     }
 }
 

@@ -88,12 +88,21 @@ pub fn alerts_to_events(message: &WebhookMessage, now_ms: i64) -> Vec<TelemetryE
         .iter()
         .map(|alert| {
             let label = |k: &str| {
-                alert.labels.get(k).or_else(|| message.common_labels.get(k)).filter(|v| !v.is_empty()).cloned()
+                alert
+                    .labels
+                    .get(k)
+                    .or_else(|| message.common_labels.get(k))
+                    .filter(|v| !v.is_empty())
+                    .cloned()
             };
             let resolved = alert.status == "resolved";
-            let timestamp_ms = if resolved { parse_ms(alert.ends_at.as_deref()) } else { None }
-                .or_else(|| parse_ms(alert.starts_at.as_deref()))
-                .unwrap_or(now_ms);
+            let timestamp_ms = if resolved {
+                parse_ms(alert.ends_at.as_deref())
+            } else {
+                None
+            }
+            .or_else(|| parse_ms(alert.starts_at.as_deref()))
+            .unwrap_or(now_ms);
             let mut attributes: HashMap<String, String> = alert
                 .labels
                 .iter()
@@ -113,7 +122,12 @@ pub fn alerts_to_events(message: &WebhookMessage, now_ms: i64) -> Vec<TelemetryE
             TelemetryEvent {
                 event_id: uuid::Uuid::new_v4().to_string(),
                 kind: SignalKind::Alert,
-                service: bound(label("service").or_else(|| label("job")).unwrap_or_else(|| UNKNOWN_SERVICE.into()), 256),
+                service: bound(
+                    label("service")
+                        .or_else(|| label("job"))
+                        .unwrap_or_else(|| UNKNOWN_SERVICE.into()),
+                    256,
+                ),
                 service_version: label("version").map(|v| bound(v, 256)),
                 instance: label("instance").or_else(|| label("pod")).map(|v| bound(v, 256)),
                 environment: label("environment").or_else(|| label("env")).map(|v| bound(v, 256)),
@@ -179,7 +193,10 @@ mod tests {
         assert_eq!(b.service, "checkout", "job when no service label");
         assert_eq!(b.severity, Severity::Warn);
         assert_eq!(b.body.as_deref(), Some("gone"));
-        assert_eq!(b.timestamp_ms, 1_767_323_400_000, "resolved alerts are stamped with their end");
+        assert_eq!(
+            b.timestamp_ms, 1_767_323_400_000,
+            "resolved alerts are stamped with their end"
+        );
         let c = &events[2];
         assert_eq!(c.service, "unknown_service");
         assert_eq!(c.timestamp_ms, 99);

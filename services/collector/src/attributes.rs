@@ -62,13 +62,20 @@ pub fn any_value_to_json(value: &AnyValue) -> serde_json::Value {
         Some(Value::StringValue(s)) => J::String(s.clone()),
         Some(Value::BoolValue(b)) => J::Bool(*b),
         Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map(J::Number).unwrap_or_else(|| J::String(d.to_string())),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map(J::Number)
+            .unwrap_or_else(|| J::String(d.to_string())),
         Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
         Some(Value::ArrayValue(a)) => J::Array(a.values.iter().map(any_value_to_json).collect()),
         Some(Value::KvlistValue(kv)) => J::Object(
             kv.values
                 .iter()
-                .map(|k| (k.key.clone(), k.value.as_ref().map(any_value_to_json).unwrap_or(J::Null)))
+                .map(|k| {
+                    (
+                        k.key.clone(),
+                        k.value.as_ref().map(any_value_to_json).unwrap_or(J::Null),
+                    )
+                })
                 .collect(),
         ),
         None => J::Null,
@@ -90,12 +97,20 @@ pub fn flatten(attributes: &[KeyValue], skip: &[&str]) -> HashMap<String, String
 
 /// The value of attribute `key` as text, when present.
 pub fn get(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).map(any_value_to_string)
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(any_value_to_string)
 }
 
 /// Lowercase hex of an id; `None` for an empty or all-zero id (both mean "no id" in OTLP).
 pub fn hex_id(bytes: &[u8]) -> Option<String> {
-    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) { None } else { Some(hex::encode(bytes)) }
+    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
+        None
+    } else {
+        Some(hex::encode(bytes))
+    }
 }
 
 /// Nanoseconds since the epoch to milliseconds.
@@ -140,27 +155,66 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }) }
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+        }
     }
 
     #[test]
     fn scalars_print_like_their_runtime() {
-        assert_eq!(any_value_to_string(&AnyValue { value: Some(Value::DoubleValue(0.0)) }), "0.0");
-        assert_eq!(any_value_to_string(&AnyValue { value: Some(Value::DoubleValue(49.99)) }), "49.99");
-        assert_eq!(any_value_to_string(&AnyValue { value: Some(Value::IntValue(-3)) }), "-3");
-        assert_eq!(any_value_to_string(&AnyValue { value: Some(Value::BoolValue(true)) }), "true");
-        assert_eq!(any_value_to_string(&AnyValue { value: Some(Value::BytesValue(vec![0xab, 1])) }), "ab01");
+        assert_eq!(
+            any_value_to_string(&AnyValue {
+                value: Some(Value::DoubleValue(0.0))
+            }),
+            "0.0"
+        );
+        assert_eq!(
+            any_value_to_string(&AnyValue {
+                value: Some(Value::DoubleValue(49.99))
+            }),
+            "49.99"
+        );
+        assert_eq!(
+            any_value_to_string(&AnyValue {
+                value: Some(Value::IntValue(-3))
+            }),
+            "-3"
+        );
+        assert_eq!(
+            any_value_to_string(&AnyValue {
+                value: Some(Value::BoolValue(true))
+            }),
+            "true"
+        );
+        assert_eq!(
+            any_value_to_string(&AnyValue {
+                value: Some(Value::BytesValue(vec![0xab, 1]))
+            }),
+            "ab01"
+        );
     }
 
     #[test]
     fn arrays_and_maps_become_json_text() {
         let arr = AnyValue {
             value: Some(Value::ArrayValue(ArrayValue {
-                values: vec![AnyValue { value: Some(Value::IntValue(1)) }, AnyValue { value: Some(Value::StringValue("a".into())) }],
+                values: vec![
+                    AnyValue {
+                        value: Some(Value::IntValue(1)),
+                    },
+                    AnyValue {
+                        value: Some(Value::StringValue("a".into())),
+                    },
+                ],
             })),
         };
         assert_eq!(any_value_to_string(&arr), r#"[1,"a"]"#);
-        let map = AnyValue { value: Some(Value::KvlistValue(KeyValueList { values: vec![kv("k", Value::BoolValue(false))] })) };
+        let map = AnyValue {
+            value: Some(Value::KvlistValue(KeyValueList {
+                values: vec![kv("k", Value::BoolValue(false))],
+            })),
+        };
         assert_eq!(any_value_to_string(&map), r#"{"k":false}"#);
     }
 

@@ -120,7 +120,13 @@ impl CollectorConfig {
 /// Waits for Kafka, creates `topic` if missing and registers the `TelemetryEvent` schema
 /// on it (refusing an incompatible change). Call once before [`start`]; `selfheal up` may
 /// skip it when it prepared the topics itself.
-pub async fn prepare(kafka: &KafkaArgs, runtime: &RuntimeArgs, codec: &Codec, topic: &str, shutdown: &Shutdown) -> Result<(), CollectorError> {
+pub async fn prepare(
+    kafka: &KafkaArgs,
+    runtime: &RuntimeArgs,
+    codec: &Codec,
+    topic: &str,
+    shutdown: &Shutdown,
+) -> Result<(), CollectorError> {
     let mut backoff = runtime.backoff();
     kafka::wait_for_broker(kafka, shutdown, &mut backoff).await?;
     kafka::ensure_topics(kafka, &[topic.to_string()]).await?;
@@ -138,7 +144,11 @@ pub async fn start(
     health: Health,
     shutdown: Shutdown,
 ) -> Result<SocketAddr, CollectorError> {
-    let sink = Arc::new(PublisherSink::new(publisher, config.topic.clone(), config.publish_timeout));
+    let sink = Arc::new(PublisherSink::new(
+        publisher,
+        config.topic.clone(),
+        config.publish_timeout,
+    ));
     start_with_sink(config, sink, metrics, health, shutdown).await
 }
 
@@ -152,7 +162,9 @@ pub async fn start_with_sink(
 ) -> Result<SocketAddr, CollectorError> {
     let app = router(sink, metrics, health.clone(), config.server_config());
     let addr = config.otlp_http_addr;
-    let bound = selfheal_core::http::serve(addr, app, shutdown).await.map_err(|source| CollectorError::Bind { addr, source })?;
+    let bound = selfheal_core::http::serve(addr, app, shutdown)
+        .await
+        .map_err(|source| CollectorError::Bind { addr, source })?;
     health.set_ready(true);
     tracing::info!(%bound, topic = %config.topic, auth = config.auth_token.is_some(), "collector receiving OTLP/HTTP, Alertmanager and Loki");
     Ok(bound)

@@ -46,14 +46,18 @@ pub enum Entry {
 
 /// Decodes a JSON push body.
 pub fn decode(body: &[u8]) -> Result<PushRequest, DecodeError> {
-    let req: PushRequest = serde_json::from_slice(body).map_err(|e| DecodeError(format!("invalid Loki push JSON: {e}")))?;
+    let req: PushRequest =
+        serde_json::from_slice(body).map_err(|e| DecodeError(format!("invalid Loki push JSON: {e}")))?;
     for s in &req.streams {
         for e in &s.values {
             let ts = match e {
                 Entry::Plain(ts, _) | Entry::WithMetadata(ts, _, _) => ts,
             };
             if ts.parse::<u64>().is_err() {
-                return Err(DecodeError(format!("invalid Loki push JSON: timestamp {:?} is not nanoseconds", bound(ts.clone(), 64))));
+                return Err(DecodeError(format!(
+                    "invalid Loki push JSON: timestamp {:?} is not nanoseconds",
+                    bound(ts.clone(), 64)
+                )));
             }
         }
     }
@@ -78,10 +82,19 @@ pub fn push_to_events(request: &PushRequest, now_ms: i64) -> Vec<TelemetryEvent>
     let mut out = Vec::new();
     for s in &request.streams {
         let label = |k: &str| s.stream.get(k).filter(|v| !v.is_empty()).cloned();
-        let service = ["service_name", "service", "app", "job"].iter().find_map(|k| label(k)).unwrap_or_else(|| UNKNOWN_SERVICE.into());
-        let level = label("level").or_else(|| label("detected_level")).map(|l| severity_from_text(&l));
-        let labels: HashMap<String, String> =
-            s.stream.iter().take(MAX_ATTRIBUTES / 2).map(|(k, v)| (bound(k.clone(), 256), bound(v.clone(), MAX_TEXT_BYTES))).collect();
+        let service = ["service_name", "service", "app", "job"]
+            .iter()
+            .find_map(|k| label(k))
+            .unwrap_or_else(|| UNKNOWN_SERVICE.into());
+        let level = label("level")
+            .or_else(|| label("detected_level"))
+            .map(|l| severity_from_text(&l));
+        let labels: HashMap<String, String> = s
+            .stream
+            .iter()
+            .take(MAX_ATTRIBUTES / 2)
+            .map(|(k, v)| (bound(k.clone(), 256), bound(v.clone(), MAX_TEXT_BYTES)))
+            .collect();
         for entry in &s.values {
             let (ts, line, metadata) = match entry {
                 Entry::Plain(ts, line) => (ts, line, None),

@@ -12,7 +12,10 @@ use selfheal_core::{KafkaArgs, Publisher, RegistryArgs, RuntimeArgs, Shutdown, T
 use selfheal_events::Codec;
 
 #[derive(Debug, Parser)]
-#[command(name = "selfheal-collector", about = "Receives OTLP/HTTP, Alertmanager and Loki telemetry and writes it to telemetry.raw")]
+#[command(
+    name = "selfheal-collector",
+    about = "Receives OTLP/HTTP, Alertmanager and Loki telemetry and writes it to telemetry.raw"
+)]
 struct Args {
     #[command(flatten)]
     kafka: KafkaArgs,
@@ -55,13 +58,19 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    http::serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .with_context(|| format!("cannot serve operations endpoints on {}", args.runtime.http_addr))?;
+    http::serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot serve operations endpoints on {}", args.runtime.http_addr))?;
 
     let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
     let topic = args.kafka.topic(selfheal_events::TELEMETRY_RAW);
-    prepare(&args.kafka, &args.runtime, &codec, &topic, &shutdown).await.context("preparing telemetry.raw")?;
+    prepare(&args.kafka, &args.runtime, &codec, &topic, &shutdown)
+        .await
+        .context("preparing telemetry.raw")?;
     let publisher = Publisher::new(kafka::producer(&args.kafka)?, codec, "collector");
 
     let mut config = CollectorConfig::new(args.otlp_http_addr, topic);

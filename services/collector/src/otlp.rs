@@ -142,7 +142,9 @@ pub fn exception_from_attributes(attributes: &[KeyValue]) -> Option<ExceptionInf
     Some(ExceptionInfo {
         r#type: bound(r#type.unwrap_or_default(), 1024),
         message: bound(message.unwrap_or_default(), MAX_TEXT_BYTES),
-        stacktrace: get(attributes, "exception.stacktrace").filter(|s| !s.is_empty()).map(|s| bound(s, MAX_STACKTRACE_BYTES)),
+        stacktrace: get(attributes, "exception.stacktrace")
+            .filter(|s| !s.is_empty())
+            .map(|s| bound(s, MAX_STACKTRACE_BYTES)),
     })
 }
 
@@ -162,7 +164,10 @@ fn span_to_event(span: &Span, resource: &ResourceInfo, now_ms: i64) -> Result<Te
     let trace_id = hex_id(&span.trace_id).filter(|_| span.trace_id.len() == 16);
     let span_id = hex_id(&span.span_id).filter(|_| span.span_id.len() == 8);
     let (Some(trace_id), Some(span_id)) = (trace_id, span_id) else {
-        return Err(format!("span {:?} has an invalid trace or span id", bound(span.name.clone(), 128)));
+        return Err(format!(
+            "span {:?} has an invalid trace or span id",
+            bound(span.name.clone(), 128)
+        ));
     };
     let mut e = event(resource, SignalKind::Span, span.name.clone(), now_ms);
     e.timestamp_ms = nanos_to_ms(span.start_time_unix_nano);
@@ -181,7 +186,12 @@ fn span_to_event(span: &Span, resource: &ResourceInfo, now_ms: i64) -> Result<Te
     }
     e.attributes = flatten(&span.attributes, &[]);
     // The last exception event is the one that ended the span.
-    e.exception = span.events.iter().rev().filter(|ev| ev.name == "exception").find_map(|ev| exception_from_attributes(&ev.attributes));
+    e.exception = span
+        .events
+        .iter()
+        .rev()
+        .filter(|ev| ev.name == "exception")
+        .find_map(|ev| exception_from_attributes(&ev.attributes));
     Ok(e)
 }
 
@@ -230,9 +240,17 @@ pub fn severity_from_text(text: &str) -> Severity {
 }
 
 fn log_to_event(record: &LogRecord, scope: &str, resource: &ResourceInfo, now_ms: i64) -> TelemetryEvent {
-    let name = if scope.is_empty() { record.event_name.clone() } else { scope.to_string() };
+    let name = if scope.is_empty() {
+        record.event_name.clone()
+    } else {
+        scope.to_string()
+    };
     let mut e = event(resource, SignalKind::Log, name, now_ms);
-    let nanos = if record.time_unix_nano != 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
+    let nanos = if record.time_unix_nano != 0 {
+        record.time_unix_nano
+    } else {
+        record.observed_time_unix_nano
+    };
     if nanos != 0 {
         e.timestamp_ms = nanos_to_ms(nanos);
     }
@@ -297,7 +315,13 @@ fn points(metric: &Metric) -> (&'static str, Vec<Point<'_>>) {
             "gauge",
             g.data_points
                 .iter()
-                .map(|p| Point { attributes: &p.attributes, time_unix_nano: p.time_unix_nano, flags: p.flags, value: number_value(p.value), extra: vec![] })
+                .map(|p| Point {
+                    attributes: &p.attributes,
+                    time_unix_nano: p.time_unix_nano,
+                    flags: p.flags,
+                    value: number_value(p.value),
+                    extra: vec![],
+                })
                 .collect(),
         ),
         Some(metric::Data::Sum(s)) => (
@@ -325,10 +349,14 @@ fn points(metric: &Metric) -> (&'static str, Vec<Point<'_>>) {
                     time_unix_nano: p.time_unix_nano,
                     flags: p.flags,
                     value: p.sum,
-                    extra: [Some(("metric.count", p.count.to_string())), opt("metric.min", p.min), opt("metric.max", p.max)]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
+                    extra: [
+                        Some(("metric.count", p.count.to_string())),
+                        opt("metric.min", p.min),
+                        opt("metric.max", p.max),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 })
                 .collect(),
         ),
@@ -341,10 +369,14 @@ fn points(metric: &Metric) -> (&'static str, Vec<Point<'_>>) {
                     time_unix_nano: p.time_unix_nano,
                     flags: p.flags,
                     value: p.sum,
-                    extra: [Some(("metric.count", p.count.to_string())), opt("metric.min", p.min), opt("metric.max", p.max)]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
+                    extra: [
+                        Some(("metric.count", p.count.to_string())),
+                        opt("metric.min", p.min),
+                        opt("metric.max", p.max),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 })
                 .collect(),
         ),
@@ -379,7 +411,10 @@ pub fn metrics_to_events(request: &ExportMetricsServiceRequest, now_ms: i64) -> 
                         continue;
                     }
                     if p.value.is_none() && matches!(kind, "gauge" | "sum") {
-                        out.reject(format!("data point of metric {:?} has no value", bound(metric.name.clone(), 128)));
+                        out.reject(format!(
+                            "data point of metric {:?} has no value",
+                            bound(metric.name.clone(), 128)
+                        ));
                         continue;
                     }
                     let mut e = event(&resource, SignalKind::Metric, metric.name.clone(), now_ms);
@@ -405,7 +440,9 @@ pub fn metrics_to_events(request: &ExportMetricsServiceRequest, now_ms: i64) -> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::metrics::v1::{Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
 
     const TRACES_PB: &[u8] = include_bytes!("../../../examples/pricing-api/testdata/zero-division-traces.pb");
     const TRACES_JSON: &[u8] = include_bytes!("../../../examples/pricing-api/testdata/zero-division-traces.json");
@@ -414,7 +451,14 @@ mod tests {
 
     /// Events without the fields that differ per conversion (event id, receive time).
     fn comparable(events: Vec<TelemetryEvent>) -> Vec<TelemetryEvent> {
-        events.into_iter().map(|e| TelemetryEvent { event_id: String::new(), observed_ms: 0, ..e }).collect()
+        events
+            .into_iter()
+            .map(|e| TelemetryEvent {
+                event_id: String::new(),
+                observed_ms: 0,
+                ..e
+            })
+            .collect()
     }
 
     #[test]
@@ -423,7 +467,11 @@ mod tests {
         let out = traces_to_events(&req, 42);
         assert_eq!(out.rejected, 0);
         assert_eq!(out.events.len(), 4);
-        let failing = out.events.iter().find(|e| e.span_id.as_deref() == Some("7da5c956ce084cbd")).unwrap();
+        let failing = out
+            .events
+            .iter()
+            .find(|e| e.span_id.as_deref() == Some("7da5c956ce084cbd"))
+            .unwrap();
         assert_eq!(failing.service, "pricing-api");
         assert_eq!(failing.service_version.as_deref(), Some("8e91235"));
         assert_eq!(failing.instance.as_deref(), Some("vm:8081"));
@@ -448,7 +496,11 @@ mod tests {
         let st = ex.stacktrace.as_deref().unwrap();
         assert!(st.contains("pricing_logic.py\", line 14, in calc"), "{st}");
 
-        let ok = out.events.iter().find(|e| e.span_id.as_deref() == Some("c06dc85ac3935dfd")).unwrap();
+        let ok = out
+            .events
+            .iter()
+            .find(|e| e.span_id.as_deref() == Some("c06dc85ac3935dfd"))
+            .unwrap();
         assert_eq!(ok.status, SpanStatus::Unset);
         assert_eq!(ok.exception, None);
         assert_eq!(ok.attributes["pricing.discount"], "0.8");
@@ -477,16 +529,28 @@ mod tests {
         let req: ExportLogsServiceRequest = decode(LOGS_PB, Encoding::Protobuf).unwrap();
         let out = logs_to_events(&req, 7);
         assert_eq!(out.events.len(), 2);
-        let lamp = out.events.iter().find(|e| e.attributes.get("pricing.item").map(String::as_str) == Some("lamp")).unwrap();
+        let lamp = out
+            .events
+            .iter()
+            .find(|e| e.attributes.get("pricing.item").map(String::as_str) == Some("lamp"))
+            .unwrap();
         assert_eq!(lamp.kind, SignalKind::Log);
         assert_eq!(lamp.severity, Severity::Error);
         assert_eq!(lamp.service, "pricing-api");
         assert_eq!(lamp.name, "pricing_api");
         assert_eq!(lamp.trace_id.as_deref(), Some("16e3cedc324b07dee46fea0010d98b59"));
         assert_eq!(lamp.span_id.as_deref(), Some("7da5c956ce084cbd"));
-        assert!(lamp.body.as_deref().unwrap().contains("ZeroDivisionError: float division by zero"));
+        assert!(
+            lamp.body
+                .as_deref()
+                .unwrap()
+                .contains("ZeroDivisionError: float division by zero")
+        );
         assert_eq!(lamp.attributes["pricing.discount"], "0.0");
-        assert!(!lamp.attributes.contains_key("exception.stacktrace"), "the exception is not stored twice");
+        assert!(
+            !lamp.attributes.contains_key("exception.stacktrace"),
+            "the exception is not stored twice"
+        );
         let ex = lamp.exception.as_ref().unwrap();
         assert_eq!(ex.r#type, "ZeroDivisionError");
         assert!(ex.stacktrace.as_deref().unwrap().contains("line 14, in calc"));
@@ -532,7 +596,10 @@ mod tests {
         assert_eq!(out.events.len(), 3);
         assert_eq!(out.rejected, 1, "the sum point without a value");
         let gauge = &out.events[0];
-        assert_eq!((gauge.name.as_str(), gauge.value, gauge.unit.as_deref()), ("queue.depth", Some(42.0), Some("1")));
+        assert_eq!(
+            (gauge.name.as_str(), gauge.value, gauge.unit.as_deref()),
+            ("queue.depth", Some(42.0), Some("1"))
+        );
         assert_eq!(gauge.timestamp_ms, 1_700_000_000_000);
         assert_eq!(gauge.attributes["metric.type"], "gauge");
         let hist = &out.events[1];
@@ -558,8 +625,14 @@ mod tests {
                             name: "g".into(),
                             data: Some(metric::Data::Gauge(Gauge {
                                 data_points: vec![
-                                    NumberDataPoint { value: Some(number_data_point::Value::AsDouble(0.5)), ..Default::default() },
-                                    NumberDataPoint { flags: NO_RECORDED_VALUE, ..Default::default() },
+                                    NumberDataPoint {
+                                        value: Some(number_data_point::Value::AsDouble(0.5)),
+                                        ..Default::default()
+                                    },
+                                    NumberDataPoint {
+                                        flags: NO_RECORDED_VALUE,
+                                        ..Default::default()
+                                    },
                                 ],
                             })),
                             ..Default::default()
@@ -567,7 +640,10 @@ mod tests {
                         Metric {
                             name: "h".into(),
                             data: Some(metric::Data::Histogram(Histogram {
-                                data_points: vec![HistogramDataPoint { count: 2, ..Default::default() }],
+                                data_points: vec![HistogramDataPoint {
+                                    count: 2,
+                                    ..Default::default()
+                                }],
                                 aggregation_temporality: 2,
                             })),
                             ..Default::default()
@@ -592,8 +668,11 @@ mod tests {
         assert!(decode::<ExportTraceServiceRequest>(b"\xff\xff\xff\xff", Encoding::Protobuf).is_err());
         assert!(decode::<ExportTraceServiceRequest>(b"{not json", Encoding::Json).is_err());
         assert!(decode::<ExportTraceServiceRequest>(b"[1,2]", Encoding::Json).is_err());
-        let e = decode::<ExportTraceServiceRequest>(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#, Encoding::Json)
-            .unwrap_err();
+        let e = decode::<ExportTraceServiceRequest>(
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#,
+            Encoding::Json,
+        )
+        .unwrap_err();
         assert!(e.0.contains("OTLP/JSON"), "{e}");
     }
 }

@@ -15,7 +15,9 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -60,7 +62,12 @@ impl std::fmt::Debug for ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_body_bytes: 8 * 1024 * 1024, max_in_flight: 64, auth_token: None, retry_after_secs: 5 }
+        ServerConfig {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_in_flight: 64,
+            auth_token: None,
+            retry_after_secs: 5,
+        }
     }
 }
 
@@ -136,7 +143,12 @@ struct RpcStatus {
 
 impl Failure {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Failure { status, message: message.into(), protobuf: false, retry_after: None }
+        Failure {
+            status,
+            message: message.into(),
+            protobuf: false,
+            retry_after: None,
+        }
     }
     fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
@@ -158,16 +170,25 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let code = grpc_code(self.status);
         let mut resp = if self.protobuf {
-            let body = RpcStatus { code, message: self.message }.encode_to_vec();
+            let body = RpcStatus {
+                code,
+                message: self.message,
+            }
+            .encode_to_vec();
             (self.status, [(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
         } else {
-            (self.status, axum::Json(serde_json::json!({ "code": code, "message": self.message }))).into_response()
+            (
+                self.status,
+                axum::Json(serde_json::json!({ "code": code, "message": self.message })),
+            )
+                .into_response()
         };
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -200,17 +221,27 @@ fn encoding_for(signal: Signal, media: Option<&str>) -> Result<Encoding, Failure
         (Signal::Loki, Some("application/x-protobuf")) => Err(unsupported(
             "Loki push: only the JSON form (Content-Type: application/json) is supported, not protobuf+snappy",
         )),
-        (s, m) if s.is_otlp() => Err(unsupported(format!(
-            "unsupported content type {:?}: OTLP/HTTP takes application/x-protobuf or application/json",
-            m.unwrap_or("")
-        ).as_str())),
-        (_, m) => Err(unsupported(format!("unsupported content type {:?}: use application/json", m.unwrap_or("")).as_str())),
+        (s, m) if s.is_otlp() => Err(unsupported(
+            format!(
+                "unsupported content type {:?}: OTLP/HTTP takes application/x-protobuf or application/json",
+                m.unwrap_or("")
+            )
+            .as_str(),
+        )),
+        (_, m) => Err(unsupported(
+            format!("unsupported content type {:?}: use application/json", m.unwrap_or("")).as_str(),
+        )),
     }
 }
 
 /// Undoes `Content-Encoding`, refusing bodies that inflate beyond the limit.
 fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, Failure> {
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase();
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match encoding.as_str() {
         "" | "identity" => Ok(body),
         "gzip" | "x-gzip" => {
@@ -220,7 +251,10 @@ fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, Fai
                 .read_to_end(&mut out)
                 .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
             if out.len() > max {
-                return Err(Failure::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body inflates beyond {max} bytes")));
+                return Err(Failure::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body inflates beyond {max} bytes"),
+                ));
             }
             Ok(Bytes::from(out))
         }
@@ -238,26 +272,42 @@ fn bad_request(e: DecodeError) -> Failure {
 /// The events of a decoded body, with how many items were rejected.
 fn convert(signal: Signal, body: &[u8], encoding: Encoding, now_ms: i64) -> Result<Converted, Failure> {
     Ok(match signal {
-        Signal::Traces => otlp::traces_to_events(&otlp::decode::<ExportTraceServiceRequest>(body, encoding).map_err(bad_request)?, now_ms),
-        Signal::Logs => otlp::logs_to_events(&otlp::decode::<ExportLogsServiceRequest>(body, encoding).map_err(bad_request)?, now_ms),
-        Signal::Metrics => {
-            otlp::metrics_to_events(&otlp::decode::<ExportMetricsServiceRequest>(body, encoding).map_err(bad_request)?, now_ms)
-        }
+        Signal::Traces => otlp::traces_to_events(
+            &otlp::decode::<ExportTraceServiceRequest>(body, encoding).map_err(bad_request)?,
+            now_ms,
+        ),
+        Signal::Logs => otlp::logs_to_events(
+            &otlp::decode::<ExportLogsServiceRequest>(body, encoding).map_err(bad_request)?,
+            now_ms,
+        ),
+        Signal::Metrics => otlp::metrics_to_events(
+            &otlp::decode::<ExportMetricsServiceRequest>(body, encoding).map_err(bad_request)?,
+            now_ms,
+        ),
         Signal::Alertmanager => Converted {
             events: alertmanager::alerts_to_events(&alertmanager::decode(body).map_err(bad_request)?, now_ms),
             ..Default::default()
         },
-        Signal::Loki => Converted { events: loki::push_to_events(&loki::decode(body).map_err(bad_request)?, now_ms), ..Default::default() },
+        Signal::Loki => Converted {
+            events: loki::push_to_events(&loki::decode(body).map_err(bad_request)?, now_ms),
+            ..Default::default()
+        },
     })
 }
 
 /// The success answer: an `Export*ServiceResponse` in the request's encoding for OTLP.
 fn success(signal: Signal, encoding: Encoding, converted: &Converted) -> Response {
     let rejected = converted.rejected;
-    let message = if rejected > 0 { converted.reason.clone().unwrap_or_default() } else { String::new() };
+    let message = if rejected > 0 {
+        converted.reason.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
     match (signal, encoding) {
         (Signal::Loki, _) => StatusCode::NO_CONTENT.into_response(),
-        (Signal::Alertmanager, _) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "success" }))).into_response(),
+        (Signal::Alertmanager, _) => {
+            (StatusCode::OK, axum::Json(serde_json::json!({ "status": "success" }))).into_response()
+        }
         (_, Encoding::Json) => {
             let field = match signal {
                 Signal::Traces => "rejectedSpans",
@@ -276,16 +326,24 @@ fn success(signal: Signal, encoding: Encoding, converted: &Converted) -> Respons
             let partial = rejected > 0;
             let body = match signal {
                 Signal::Traces => ExportTraceServiceResponse {
-                    partial_success: partial.then_some(ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportTracePartialSuccess {
+                        rejected_spans: rejected,
+                        error_message: message,
+                    }),
                 }
                 .encode_to_vec(),
                 Signal::Logs => ExportLogsServiceResponse {
-                    partial_success: partial.then_some(ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportLogsPartialSuccess {
+                        rejected_log_records: rejected,
+                        error_message: message,
+                    }),
                 }
                 .encode_to_vec(),
                 _ => ExportMetricsServiceResponse {
-                    partial_success: partial
-                        .then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportMetricsPartialSuccess {
+                        rejected_data_points: rejected,
+                        error_message: message,
+                    }),
                 }
                 .encode_to_vec(),
             };
@@ -340,9 +398,17 @@ async fn handle(state: AppState, signal: Signal, req: Request) -> Result<Respons
             SinkError::Rejected(_) => Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         })?;
     }
-    state.metrics.events.with_label_values(&[METRICS_SERVICE, signal.counter()]).inc_by(converted.events.len() as u64);
+    state
+        .metrics
+        .events
+        .with_label_values(&[METRICS_SERVICE, signal.counter()])
+        .inc_by(converted.events.len() as u64);
     if converted.rejected > 0 {
-        state.metrics.events.with_label_values(&[METRICS_SERVICE, "otlp_rejected"]).inc_by(converted.rejected as u64);
+        state
+            .metrics
+            .events
+            .with_label_values(&[METRICS_SERVICE, "otlp_rejected"])
+            .inc_by(converted.rejected as u64);
     }
     Ok(success(signal, encoding, &converted))
 }
@@ -395,25 +461,45 @@ mod tests {
     async fn protobuf_traces_are_stored_and_answered_with_an_export_response() {
         let sink = Arc::new(MemorySink::new());
         let (app, metrics) = app(sink.clone(), ServerConfig::default());
-        let (status, headers, body) = send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
+        let (status, headers, body) =
+            send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
         let resp = ExportTraceServiceResponse::decode(body).unwrap();
         assert_eq!(resp.partial_success, None);
         let events = sink.events();
         assert_eq!(events.len(), 4);
-        assert!(events.iter().all(|e| e.service == "pricing-api" && e.kind == SignalKind::Span));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.service == "pricing-api" && e.kind == SignalKind::Span)
+        );
         assert_eq!(events.iter().filter(|e| e.status == SpanStatus::Error).count(), 2);
-        assert!(metrics.render().contains(r#"selfheal_events_total{event="otlp_spans",service="collector"} 4"#), "{}", metrics.render());
+        assert!(
+            metrics
+                .render()
+                .contains(r#"selfheal_events_total{event="otlp_spans",service="collector"} 4"#),
+            "{}",
+            metrics.render()
+        );
     }
 
     #[tokio::test]
     async fn json_and_gzip_requests_are_accepted() {
         let sink = Arc::new(MemorySink::new());
         let (app, _) = app(sink.clone(), ServerConfig::default());
-        let (status, headers, body) = send(&app, request("/v1/traces", Some("application/json; charset=utf-8"), TRACES_JSON)).await;
+        let (status, headers, body) = send(
+            &app,
+            request("/v1/traces", Some("application/json; charset=utf-8"), TRACES_JSON),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
         assert_eq!(&body[..], b"{}");
         let req = HttpRequest::post("/v1/logs")
             .header(header::CONTENT_TYPE, "application/x-protobuf")
@@ -431,14 +517,26 @@ mod tests {
     async fn malformed_bodies_are_400_with_a_reason() {
         let sink = Arc::new(MemorySink::new());
         let (app, metrics) = app(sink.clone(), ServerConfig::default());
-        let (status, headers, body) = send(&app, request("/v1/traces", Some("application/x-protobuf"), b"\xff\xff\xff\xff garbage")).await;
+        let (status, headers, body) = send(
+            &app,
+            request(
+                "/v1/traces",
+                Some("application/x-protobuf"),
+                b"\xff\xff\xff\xff garbage",
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
         let st = RpcStatus::decode(body).unwrap();
         assert_eq!(st.code, 3);
         assert!(st.message.contains("invalid OTLP protobuf"), "{}", st.message);
 
-        let (status, _, body) = send(&app, request("/v1/logs", Some("application/json"), b"{\"resourceLogs\": [")).await;
+        let (status, _, body) = send(
+            &app,
+            request("/v1/logs", Some("application/json"), b"{\"resourceLogs\": ["),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(v["message"].as_str().unwrap().contains("invalid JSON"), "{v}");
@@ -452,10 +550,18 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(RpcStatus::decode(body).unwrap().message.contains("gzip"));
 
-        let (status, _, _) = send(&app, request("/v1/alertmanager", Some("application/json"), b"{\"alerts\": 3}")).await;
+        let (status, _, _) = send(
+            &app,
+            request("/v1/alertmanager", Some("application/json"), b"{\"alerts\": 3}"),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(sink.events().is_empty());
-        assert!(metrics.render().contains(r#"event="bad_request",service="collector"} 4"#));
+        assert!(
+            metrics
+                .render()
+                .contains(r#"event="bad_request",service="collector"} 4"#)
+        );
     }
 
     #[tokio::test]
@@ -466,7 +572,11 @@ mod tests {
         assert!(String::from_utf8_lossy(&body).contains("application/x-protobuf"));
         let (status, _, _) = send(&app, request("/v1/metrics", None, b"")).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        let (status, _, body) = send(&app, request("/loki/api/v1/push", Some("application/x-protobuf"), b"\x00")).await;
+        let (status, _, body) = send(
+            &app,
+            request("/loki/api/v1/push", Some("application/x-protobuf"), b"\x00"),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(String::from_utf8_lossy(&body).contains("only the JSON form"));
         let req = HttpRequest::post("/v1/traces")
@@ -480,7 +590,10 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_are_413_also_after_inflating() {
         let sink = Arc::new(MemorySink::new());
-        let config = ServerConfig { max_body_bytes: 1024, ..ServerConfig::default() };
+        let config = ServerConfig {
+            max_body_bytes: 1024,
+            ..ServerConfig::default()
+        };
         let (app, _) = app(sink.clone(), config);
         let (status, _, _) = send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -501,22 +614,36 @@ mod tests {
         let sink = Arc::new(MemorySink::new());
         sink.set_unavailable(true);
         let (app, metrics) = app(sink.clone(), ServerConfig::default());
-        let (status, headers, body) = send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
+        let (status, headers, body) =
+            send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[header::RETRY_AFTER], "5");
         assert_eq!(RpcStatus::decode(body).unwrap().code, 14);
-        assert!(metrics.render().contains(r#"event="unavailable",service="collector"} 1"#));
+        assert!(
+            metrics
+                .render()
+                .contains(r#"event="unavailable",service="collector"} 1"#)
+        );
         assert!(!metrics.render().contains("otlp_spans"), "nothing counted as received");
         sink.set_unavailable(false);
-        assert_eq!(send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB))
+                .await
+                .0,
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
     async fn bearer_token_is_required_when_configured() {
         let sink = Arc::new(MemorySink::new());
-        let config = ServerConfig { auth_token: Some("s3cret".into()), ..ServerConfig::default() };
+        let config = ServerConfig {
+            auth_token: Some("s3cret".into()),
+            ..ServerConfig::default()
+        };
         let (app, _) = app(sink.clone(), config);
-        let (status, headers, body) = send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
+        let (status, headers, body) =
+            send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
         assert!(!String::from_utf8_lossy(&body).contains("s3cret"));
@@ -534,7 +661,12 @@ mod tests {
         assert_eq!(send(&app, right).await.0, StatusCode::OK);
         assert_eq!(sink.events().len(), 4);
         // Operations routes stay open.
-        assert_eq!(send(&app, HttpRequest::get("/healthz").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, HttpRequest::get("/healthz").body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK
+        );
     }
 
     /// A sink that parks every publish until released, announcing that it parked.
@@ -554,10 +686,19 @@ mod tests {
 
     #[tokio::test]
     async fn saturation_is_429_with_retry_after() {
-        let gate = Arc::new(GateSink { entered: tokio::sync::Notify::new(), release: tokio::sync::Notify::new() });
-        let config = ServerConfig { max_in_flight: 1, ..ServerConfig::default() };
+        let gate = Arc::new(GateSink {
+            entered: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        });
+        let config = ServerConfig {
+            max_in_flight: 1,
+            ..ServerConfig::default()
+        };
         let app = router(gate.clone(), Metrics::shared(), Health::new(), config);
-        let first = tokio::spawn(app.clone().oneshot(request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)));
+        let first = tokio::spawn(
+            app.clone()
+                .oneshot(request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)),
+        );
         // The first request holds the only permit once it is parked in the sink.
         gate.entered.notified().await;
         let (status, headers, _) = send(&app, request("/v1/traces", Some("application/x-protobuf"), TRACES_PB)).await;
@@ -573,13 +714,24 @@ mod tests {
         let (app, metrics) = app(sink.clone(), ServerConfig::default());
         let mut req: ExportTraceServiceRequest = otlp::decode(TRACES_PB, Encoding::Protobuf).unwrap();
         req.resource_spans[0].scope_spans[0].spans[0].span_id.clear();
-        let (status, _, body) = send(&app, request("/v1/traces", Some("application/x-protobuf"), &req.encode_to_vec())).await;
+        let (status, _, body) = send(
+            &app,
+            request("/v1/traces", Some("application/x-protobuf"), &req.encode_to_vec()),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        let partial = ExportTraceServiceResponse::decode(body).unwrap().partial_success.unwrap();
+        let partial = ExportTraceServiceResponse::decode(body)
+            .unwrap()
+            .partial_success
+            .unwrap();
         assert_eq!(partial.rejected_spans, 1);
         assert!(partial.error_message.contains("invalid trace or span id"));
         assert_eq!(sink.events().len(), 3);
-        assert!(metrics.render().contains(r#"event="otlp_rejected",service="collector"} 1"#));
+        assert!(
+            metrics
+                .render()
+                .contains(r#"event="otlp_rejected",service="collector"} 1"#)
+        );
         let json = serde_json::to_vec(&req).unwrap();
         let (status, _, body) = send(&app, request("/v1/traces", Some("application/json"), &json)).await;
         assert_eq!(status, StatusCode::OK);
@@ -599,7 +751,10 @@ mod tests {
         assert_eq!(status, StatusCode::NO_CONTENT);
         let events = sink.events();
         assert_eq!(events.len(), 2);
-        assert_eq!((events[0].kind, events[0].source.as_str()), (SignalKind::Alert, "alertmanager"));
+        assert_eq!(
+            (events[0].kind, events[0].source.as_str()),
+            (SignalKind::Alert, "alertmanager")
+        );
         assert_eq!((events[1].kind, events[1].source.as_str()), (SignalKind::Log, "loki"));
     }
 }

@@ -42,7 +42,11 @@ impl PublisherSink {
     /// A sink writing to `topic`; a request whose events are not all acknowledged within
     /// `timeout` is answered 503 (the sender retries; some events may then arrive twice).
     pub fn new(publisher: Publisher, topic: impl Into<String>, timeout: Duration) -> Self {
-        PublisherSink { publisher, topic: topic.into(), timeout }
+        PublisherSink {
+            publisher,
+            topic: topic.into(),
+            timeout,
+        }
     }
 }
 
@@ -94,7 +98,10 @@ impl EventSink for MemorySink {
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(SinkError::Unavailable("memory sink switched off".into()));
         }
-        self.events.lock().map_err(|_| SinkError::Unavailable("memory sink poisoned".into()))?.extend_from_slice(events);
+        self.events
+            .lock()
+            .map_err(|_| SinkError::Unavailable("memory sink poisoned".into()))?
+            .extend_from_slice(events);
         Ok(())
     }
 }

@@ -13,7 +13,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `initial` and capped at `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max, attempt: 0 }
+        Backoff {
+            initial,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt; each call doubles it up to the cap.

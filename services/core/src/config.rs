@@ -13,7 +13,11 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated.
-    #[arg(long = "kafka-brokers", env = "SELFHEAL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "kafka-brokers",
+        env = "SELFHEAL_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Prefix for every topic name (e.g. `prod.` gives `prod.anomalies`); empty by default.
     #[arg(long = "topic-prefix", env = "SELFHEAL_TOPIC_PREFIX", default_value = "")]
@@ -68,7 +72,11 @@ impl KafkaArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Base URL of the Confluent-compatible API, e.g. `http://127.0.0.1:8085/apis/ccompat/v7`.
-    #[arg(long = "schema-registry-url", env = "SELFHEAL_SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8085/apis/ccompat/v7")]
+    #[arg(
+        long = "schema-registry-url",
+        env = "SELFHEAL_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8085/apis/ccompat/v7"
+    )]
     pub url: String,
 }
 
@@ -88,7 +96,11 @@ pub struct TelemetryArgs {
 
 impl Default for TelemetryArgs {
     fn default() -> Self {
-        TelemetryArgs { otlp_endpoint: None, log_filter: "info".into(), log_json: false }
+        TelemetryArgs {
+            otlp_endpoint: None,
+            log_filter: "info".into(),
+            log_json: false,
+        }
     }
 }
 
@@ -102,7 +114,11 @@ pub struct RuntimeArgs {
     #[arg(long = "group-id", env = "SELFHEAL_GROUP_ID")]
     pub group_id: Option<String>,
     /// Dead letters in a row after which the stage stops (something is systematically wrong).
-    #[arg(long = "max-consecutive-dead-letters", env = "SELFHEAL_MAX_CONSECUTIVE_DEAD_LETTERS", default_value_t = 100)]
+    #[arg(
+        long = "max-consecutive-dead-letters",
+        env = "SELFHEAL_MAX_CONSECUTIVE_DEAD_LETTERS",
+        default_value_t = 100
+    )]
     pub max_consecutive_dead_letters: u32,
     /// Seconds to finish the record in hand after SIGTERM.
     #[arg(long = "grace-period-secs", env = "SELFHEAL_GRACE_PERIOD_SECS", default_value_t = 20)]
@@ -136,6 +152,9 @@ impl RuntimeArgs {
 
     /// A fresh backoff for retries.
     pub fn backoff(&self) -> crate::backoff::Backoff {
-        crate::backoff::Backoff::new(Duration::from_millis(self.retry_initial_ms), Duration::from_millis(self.retry_max_ms))
+        crate::backoff::Backoff::new(
+            Duration::from_millis(self.retry_initial_ms),
+            Duration::from_millis(self.retry_max_ms),
+        )
     }
 }

@@ -56,7 +56,10 @@ pub async fn send(
 ) -> Result<(), PublishError> {
     let mut h = OwnedHeaders::new_with_capacity(original.headers.len() + 7);
     for (k, v) in &original.headers {
-        h = h.insert(Header { key: k, value: v.as_deref() });
+        h = h.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
     }
     let partition = original.partition.to_string();
     let offset = original.offset.to_string();
@@ -72,7 +75,13 @@ pub async fn send(
         (headers::DLQ_OFFSET, offset.as_str()),
         (headers::DLQ_TIMESTAMP, now.as_str()),
     ] {
-        h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
+        h = h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
     }
-    publisher.send_raw(dlq_topic, original.key, original.payload, h).await.map(|_| ())
+    publisher
+        .send_raw(dlq_topic, original.key, original.payload, h)
+        .await
+        .map(|_| ())
 }

@@ -21,7 +21,10 @@ pub struct EmbeddedStack {
 
 impl std::fmt::Debug for EmbeddedStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStack").field("brokers", &self.brokers()).field("registry", &self.registry.url()).finish()
+        f.debug_struct("EmbeddedStack")
+            .field("brokers", &self.brokers())
+            .field("registry", &self.registry.url())
+            .finish()
     }
 }
 
@@ -60,7 +63,10 @@ impl EmbeddedStack {
 
     /// Creates every pipeline topic and every stage's dead-letter topic under `prefix`.
     pub fn create_pipeline_topics(&self, prefix: &str, partitions: i32) -> Result<Vec<String>, EmbeddedError> {
-        let mut names: Vec<String> = selfheal_events::topics::ALL.iter().map(|t| format!("{prefix}{t}")).collect();
+        let mut names: Vec<String> = selfheal_events::topics::ALL
+            .iter()
+            .map(|t| format!("{prefix}{t}"))
+            .collect();
         for stage in crate::STAGE_NAMES {
             names.push(format!("{prefix}{}", selfheal_events::dead_letter_topic(stage)));
         }
@@ -72,6 +78,8 @@ impl EmbeddedStack {
 
     /// Creates a topic on the mock cluster.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), EmbeddedError> {
-        self.cluster.create_topic(topic, partitions, 1).map_err(|e| EmbeddedError::Kafka(e.to_string()))
+        self.cluster
+            .create_topic(topic, partitions, 1)
+            .map_err(|e| EmbeddedError::Kafka(e.to_string()))
     }
 }

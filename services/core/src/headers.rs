@@ -45,9 +45,14 @@ pub fn to_map(headers: Option<&BorrowedHeaders>) -> HashMap<String, String> {
 
 /// Builds owned headers from pairs.
 pub fn owned(pairs: &[(&str, &str)]) -> OwnedHeaders {
-    pairs.iter().fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
-        h.insert(Header { key: k, value: Some(v.as_bytes()) })
-    })
+    pairs
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            })
+        })
 }
 
 struct MapExtractor<'a>(&'a HashMap<String, String>);
@@ -107,9 +112,15 @@ mod tests {
     #[test]
     fn traceparent_round_trips() {
         let mut h = HashMap::new();
-        h.insert(TRACEPARENT.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string());
+        h.insert(
+            TRACEPARENT.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+        );
         let cx = extract_context(&h);
-        assert_eq!(cx.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         let mut out = HashMap::new();
         inject_context(&cx, &mut out);
         assert_eq!(out.get(TRACEPARENT), h.get(TRACEPARENT));
@@ -118,7 +129,10 @@ mod tests {
     #[test]
     fn without_a_tracer_the_input_context_passes_through() {
         let mut h = HashMap::new();
-        h.insert(TRACEPARENT.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string());
+        h.insert(
+            TRACEPARENT.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+        );
         let out = outgoing_trace_headers(&h);
         assert_eq!(out.get(TRACEPARENT), h.get(TRACEPARENT));
     }

@@ -51,7 +51,11 @@ pub fn ops_router(health: Health, metrics: Arc<Metrics>) -> Router {
 }
 
 async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
-    if s.health.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+    if s.health.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
 }
 
 async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
@@ -63,7 +67,9 @@ pub async fn serve(addr: SocketAddr, router: Router, shutdown: Shutdown) -> std:
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        let result = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }

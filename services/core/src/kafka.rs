@@ -117,14 +117,21 @@ pub async fn probe(args: &KafkaArgs) -> Result<(), KafkaError> {
         consumer
             .fetch_metadata(None, Duration::from_secs(3))
             .map(|_| ())
-            .map_err(|e| KafkaError::Unreachable { brokers, reason: e.to_string() })
+            .map_err(|e| KafkaError::Unreachable {
+                brokers,
+                reason: e.to_string(),
+            })
     })
     .await
     .map_err(|e| KafkaError::Config(e.to_string()))?
 }
 
 /// Waits until the broker answers, logging one clear line per failed attempt and backing off.
-pub async fn wait_for_broker(args: &KafkaArgs, shutdown: &Shutdown, backoff: &mut crate::backoff::Backoff) -> Result<(), KafkaError> {
+pub async fn wait_for_broker(
+    args: &KafkaArgs,
+    shutdown: &Shutdown,
+    backoff: &mut crate::backoff::Backoff,
+) -> Result<(), KafkaError> {
     loop {
         match probe(args).await {
             Ok(()) => return Ok(()),
@@ -164,11 +171,19 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[String]) -> Result<(), Ka
     let results = admin
         .create_topics(new.iter(), &opts)
         .await
-        .map_err(|e| KafkaError::Unreachable { brokers: args.brokers.clone(), reason: e.to_string() })?;
+        .map_err(|e| KafkaError::Unreachable {
+            brokers: args.brokers.clone(),
+            reason: e.to_string(),
+        })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, reason: code.to_string() }),
+            Err((topic, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
         }
     }
     Ok(())

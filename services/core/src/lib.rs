@@ -31,13 +31,21 @@ pub mod telemetry;
 
 pub use config::{KafkaArgs, RegistryArgs, RuntimeArgs, TelemetryArgs};
 pub use publisher::Publisher;
-pub use runner::{Runner, RunnerError, RunSummary};
+pub use runner::{RunSummary, Runner, RunnerError};
 pub use shutdown::Shutdown;
 pub use stage::{RecordContext, Stage, StageError};
 
 /// Names of the pipeline's stages (consumer groups `selfheal-<name>`, dead letters `<name>.dlq`).
-pub const STAGE_NAMES: [&str; 8] =
-    ["monitor", "diagnoser", "repairer", "rollout", "rollout-approvals", "verifier", "learner", "collector"];
+pub const STAGE_NAMES: [&str; 8] = [
+    "monitor",
+    "diagnoser",
+    "repairer",
+    "rollout",
+    "rollout-approvals",
+    "verifier",
+    "learner",
+    "collector",
+];
 
 /// Current time as Unix epoch milliseconds (the unit of every timestamp on the topics).
 pub fn now_ms() -> i64 {

@@ -59,19 +59,25 @@ impl Metrics {
         // Metric construction only fails on invalid names, which are constants here.
         #[allow(clippy::expect_used)]
         let m = Metrics {
-            records_in: IntCounterVec::new(Opts::new(RECORDS_IN, "Records consumed"), &["stage"]).expect("valid metric"),
-            records_out: IntCounterVec::new(Opts::new(RECORDS_OUT, "Records produced"), &["stage"]).expect("valid metric"),
+            records_in: IntCounterVec::new(Opts::new(RECORDS_IN, "Records consumed"), &["stage"])
+                .expect("valid metric"),
+            records_out: IntCounterVec::new(Opts::new(RECORDS_OUT, "Records produced"), &["stage"])
+                .expect("valid metric"),
             dead_letters: IntCounterVec::new(Opts::new(DEAD_LETTERS, "Records dead-lettered"), &["stage", "kind"])
                 .expect("valid metric"),
-            retries: IntCounterVec::new(Opts::new(RETRIES, "Retries of transient failures"), &["stage"]).expect("valid metric"),
+            retries: IntCounterVec::new(Opts::new(RETRIES, "Retries of transient failures"), &["stage"])
+                .expect("valid metric"),
             processing: HistogramVec::new(
                 HistogramOpts::new(PROCESSING_SECONDS, "Time to process one record")
                     .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0]),
                 &["stage"],
             )
             .expect("valid metric"),
-            lag: IntGaugeVec::new(Opts::new(CONSUMER_LAG, "Consumer lag in records"), &["stage", "topic", "partition"])
-                .expect("valid metric"),
+            lag: IntGaugeVec::new(
+                Opts::new(CONSUMER_LAG, "Consumer lag in records"),
+                &["stage", "topic", "partition"],
+            )
+            .expect("valid metric"),
             events: IntCounterVec::new(Opts::new(EVENTS, "Service-specific events"), &["service", "event"])
                 .expect("valid metric"),
             registry,

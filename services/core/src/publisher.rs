@@ -23,7 +23,11 @@ pub enum PublishError {
 
 impl From<CodecError> for PublishError {
     fn from(e: CodecError) -> Self {
-        if e.is_transient() { PublishError::Transient(e.to_string()) } else { PublishError::Encode(e.to_string()) }
+        if e.is_transient() {
+            PublishError::Transient(e.to_string())
+        } else {
+            PublishError::Encode(e.to_string())
+        }
     }
 }
 
@@ -37,14 +41,20 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("produced_by", &self.produced_by).finish()
+        f.debug_struct("Publisher")
+            .field("produced_by", &self.produced_by)
+            .finish()
     }
 }
 
 impl Publisher {
     /// A publisher that stamps its records as produced by `produced_by`.
     pub fn new(producer: FutureProducer, codec: Arc<Codec>, produced_by: &str) -> Self {
-        Publisher { producer, codec, produced_by: produced_by.to_string() }
+        Publisher {
+            producer,
+            codec,
+            produced_by: produced_by.to_string(),
+        }
     }
 
     /// The codec.
@@ -66,14 +76,27 @@ impl Publisher {
         extra: &HashMap<String, String>,
     ) -> Result<(i32, i64), PublishError> {
         let (key, value) = self.codec.encode(topic, record).await?;
-        let incident = if R::TOPIC == selfheal_events::TELEMETRY_RAW { None } else { Some(record.key()) };
+        let incident = if R::TOPIC == selfheal_events::TELEMETRY_RAW {
+            None
+        } else {
+            Some(record.key())
+        };
         let mut hdrs = OwnedHeaders::new_with_capacity(extra.len() + 2);
         for (k, v) in extra {
-            hdrs = hdrs.insert(Header { key: k, value: Some(v.as_bytes()) });
+            hdrs = hdrs.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
         }
-        hdrs = hdrs.insert(Header { key: headers::PRODUCED_BY, value: Some(self.produced_by.as_bytes()) });
+        hdrs = hdrs.insert(Header {
+            key: headers::PRODUCED_BY,
+            value: Some(self.produced_by.as_bytes()),
+        });
         if let Some(id) = &incident {
-            hdrs = hdrs.insert(Header { key: headers::INCIDENT_ID, value: Some(id.as_bytes()) });
+            hdrs = hdrs.insert(Header {
+                key: headers::INCIDENT_ID,
+                value: Some(id.as_bytes()),
+            });
         }
         self.send_raw(topic, Some(&key), &value, hdrs).await
     }

@@ -38,7 +38,11 @@ struct Inner {
 type Shared = Arc<Mutex<Inner>>;
 
 fn err(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error_code": code, "message": message.into()}))).into_response()
+    (
+        status,
+        axum::Json(json!({"error_code": code, "message": message.into()})),
+    )
+        .into_response()
 }
 
 // The error is the HTTP answer itself; handlers return it as is.
@@ -59,12 +63,23 @@ struct ConfigBody {
     compatibility: String,
 }
 
-const LEVELS: [&str; 7] =
-    ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"];
+const LEVELS: [&str; 7] = [
+    "NONE",
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+];
 
 impl Inner {
     fn level(&self, subject: &str) -> String {
-        self.config.get(subject).cloned().or_else(|| self.global.clone()).unwrap_or_else(|| "BACKWARD".into())
+        self.config
+            .get(subject)
+            .cloned()
+            .or_else(|| self.global.clone())
+            .unwrap_or_else(|| "BACKWARD".into())
     }
 
     fn schema(&self, id: u32) -> Option<&(String, String)> {
@@ -74,7 +89,9 @@ impl Inner {
     /// Compatibility messages of `new` against the versions the subject's level requires.
     fn check(&self, subject: &str, new: &Schema, against: Option<usize>) -> Vec<String> {
         let level = self.level(subject);
-        let Some(ids) = self.subjects.get(subject) else { return vec![] };
+        let Some(ids) = self.subjects.get(subject) else {
+            return vec![];
+        };
         let versions: Vec<u32> = match against {
             Some(v) => ids.get(v).copied().into_iter().collect(),
             None if level.ends_with("TRANSITIVE") => ids.clone(),
@@ -87,10 +104,14 @@ impl Inner {
             let backward = level.starts_with("BACKWARD") || level.starts_with("FULL");
             let forward = level.starts_with("FORWARD") || level.starts_with("FULL");
             if backward && let Err(e) = SchemaCompatibility::can_read(&old, new) {
-                messages.push(format!("BACKWARD: new schema cannot read data written with id {id}: {e}"));
+                messages.push(format!(
+                    "BACKWARD: new schema cannot read data written with id {id}: {e}"
+                ));
             }
             if forward && let Err(e) = SchemaCompatibility::can_read(new, &old) {
-                messages.push(format!("FORWARD: schema id {id} cannot read data written with the new schema: {e}"));
+                messages.push(format!(
+                    "FORWARD: schema id {id} cannot read data written with the new schema: {e}"
+                ));
             }
         }
         messages
@@ -99,14 +120,20 @@ impl Inner {
 
 async fn register(State(s): State<Shared>, Path(subject): Path<String>, body: axum::Json<SchemaBody>) -> Response {
     if body.schema_type.as_deref().is_some_and(|t| t != "AVRO") {
-        return err(StatusCode::UNPROCESSABLE_ENTITY, 42201, "only AVRO schemas are supported by the embedded registry");
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+            "only AVRO schemas are supported by the embedded registry",
+        );
     }
     let new = match parse(&body.schema) {
         Ok(s) => s,
         Err(r) => return r,
     };
     let canonical = new.canonical_form();
-    let Ok(mut inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(mut inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     // Already registered under this subject: same id, no new version.
     if let Some(ids) = inner.subjects.get(&subject) {
         for id in ids {
@@ -120,7 +147,9 @@ async fn register(State(s): State<Shared>, Path(subject): Path<String>, body: ax
         return err(
             StatusCode::CONFLICT,
             409,
-            format!("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {messages:?}"),
+            format!(
+                "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {messages:?}"
+            ),
         );
     }
     let id = match inner.schemas.iter().position(|(c, _)| *c == canonical) {
@@ -140,7 +169,9 @@ async fn lookup(State(s): State<Shared>, Path(subject): Path<String>, body: axum
         Err(r) => return r,
     };
     let canonical = new.canonical_form();
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     let Some(ids) = inner.subjects.get(&subject) else {
         return err(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."));
     };
@@ -155,7 +186,9 @@ async fn lookup(State(s): State<Shared>, Path(subject): Path<String>, body: axum
 }
 
 async fn by_id(State(s): State<Shared>, Path(id): Path<u32>) -> Response {
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     match inner.schema(id) {
         Some((_, text)) => axum::Json(json!({"schema": text})).into_response(),
         None => err(StatusCode::NOT_FOUND, 40403, format!("Schema {id} not found")),
@@ -163,12 +196,16 @@ async fn by_id(State(s): State<Shared>, Path(id): Path<u32>) -> Response {
 }
 
 async fn subjects(State(s): State<Shared>) -> Response {
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     axum::Json(inner.subjects.keys().cloned().collect::<Vec<_>>()).into_response()
 }
 
 async fn versions(State(s): State<Shared>, Path(subject): Path<String>) -> Response {
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     match inner.subjects.get(&subject) {
         Some(ids) => axum::Json((1..=ids.len()).collect::<Vec<_>>()).into_response(),
         None => err(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found.")),
@@ -184,7 +221,9 @@ fn version_index(ids: &[u32], version: &str) -> Option<usize> {
 }
 
 async fn version(State(s): State<Shared>, Path((subject, version)): Path<(String, String)>) -> Response {
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     let Some(ids) = inner.subjects.get(&subject) else {
         return err(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."));
     };
@@ -196,13 +235,19 @@ async fn version(State(s): State<Shared>, Path((subject, version)): Path<(String
     axum::Json(json!({"subject": subject, "id": id, "version": i + 1, "schema": text})).into_response()
 }
 
-async fn compatibility(State(s): State<Shared>, Path(params): Path<Vec<String>>, body: axum::Json<SchemaBody>) -> Response {
+async fn compatibility(
+    State(s): State<Shared>,
+    Path(params): Path<Vec<String>>,
+    body: axum::Json<SchemaBody>,
+) -> Response {
     let subject = params.first().cloned().unwrap_or_default();
     let new = match parse(&body.schema) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     let against = match params.get(1) {
         None => None,
         Some(v) => {
@@ -220,7 +265,9 @@ async fn compatibility(State(s): State<Shared>, Path(params): Path<Vec<String>>,
 }
 
 async fn get_config(State(s): State<Shared>, subject: Option<Path<String>>) -> Response {
-    let Ok(inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     let level = match subject {
         Some(Path(sub)) => inner.level(&sub),
         None => inner.global.clone().unwrap_or_else(|| "BACKWARD".into()),
@@ -231,9 +278,15 @@ async fn get_config(State(s): State<Shared>, subject: Option<Path<String>>) -> R
 async fn put_config(State(s): State<Shared>, subject: Option<Path<String>>, body: axum::Json<ConfigBody>) -> Response {
     let level = body.compatibility.to_uppercase();
     if !LEVELS.contains(&level.as_str()) {
-        return err(StatusCode::UNPROCESSABLE_ENTITY, 42203, format!("Invalid compatibility level {level}"));
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!("Invalid compatibility level {level}"),
+        );
     }
-    let Ok(mut inner) = s.lock() else { return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned") };
+    let Ok(mut inner) = s.lock() else {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, 50001, "registry state poisoned");
+    };
     match subject {
         Some(Path(sub)) => {
             inner.config.insert(sub, level.clone());
@@ -253,7 +306,10 @@ pub fn router() -> Router {
         .route("/subjects/{subject}/versions/{version}", get(version))
         .route("/schemas/ids/{id}", get(by_id))
         .route("/compatibility/subjects/{subject}/versions", post(compatibility))
-        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility),
+        )
         .route("/config", get(get_config).put(put_config))
         .route("/config/{subject}", get(get_config).put(put_config))
         .with_state(state);

@@ -96,7 +96,9 @@ pub struct Runner<S: Stage> {
 
 /// How one record ended.
 enum Finished {
-    Done { outputs: u64 },
+    Done {
+        outputs: u64,
+    },
     DeadLettered(String),
     /// Shutdown or grace period ran out before the record finished: do not store its offset.
     Abandoned,
@@ -115,14 +117,25 @@ impl<S: Stage> Runner<S> {
         metrics: Arc<Metrics>,
         health: Health,
     ) -> Result<Self, RunnerError> {
-        let ctx = LagContext { stage: stage.name().to_string(), metrics: metrics.clone() };
+        let ctx = LagContext {
+            stage: stage.name().to_string(),
+            metrics: metrics.clone(),
+        };
         // Statistics feed the consumer-lag gauge through LagContext; other consumers leave
         // them off (librdkafka's default context would log every statistics report).
         let consumer: StreamConsumer<LagContext> = kafka::consumer_config(kafka_args, group_id)?
             .set("statistics.interval.ms", "5000")
             .create_with_context(ctx)
             .map_err(|e| kafka::KafkaError::Config(e.to_string()))?;
-        Ok(Runner { stage, consumer, publisher, topics, runtime, metrics, health })
+        Ok(Runner {
+            stage,
+            consumer,
+            publisher,
+            topics,
+            runtime,
+            metrics,
+            health,
+        })
     }
 
     fn codec(&self) -> &Arc<Codec> {
@@ -157,7 +170,10 @@ impl<S: Stage> Runner<S> {
             self.metrics.records_in.with_label_values(&[name]).inc();
             let started = Instant::now();
             let finished = self.handle(&msg, &shutdown, &mut summary).await;
-            self.metrics.processing.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .processing
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
             match finished {
                 Finished::Abandoned => break Ok(()),
                 Finished::Done { outputs } => {
@@ -170,7 +186,11 @@ impl<S: Stage> Runner<S> {
                     if in_a_row >= self.runtime.max_consecutive_dead_letters {
                         self.store(&msg);
                         summary.records += 1;
-                        break Err(RunnerError::TooManyDeadLetters { stage: name.to_string(), count: in_a_row, last_error: error });
+                        break Err(RunnerError::TooManyDeadLetters {
+                            stage: name.to_string(),
+                            count: in_a_row,
+                            last_error: error,
+                        });
                     }
                 }
             }
@@ -183,8 +203,14 @@ impl<S: Stage> Runner<S> {
             tracing::debug!(stage = name, error = %e, "final commit had nothing to commit");
         }
         self.publisher.flush(Duration::from_secs(5));
-        tracing::info!(stage = name, records = summary.records, outputs = summary.outputs,
-            dead_letters = summary.dead_letters, retries = summary.retries, "stage stopped");
+        tracing::info!(
+            stage = name,
+            records = summary.records,
+            outputs = summary.outputs,
+            dead_letters = summary.dead_letters,
+            retries = summary.retries,
+            "stage stopped"
+        );
         result.map(|_| summary)
     }
 
@@ -243,10 +269,13 @@ impl<S: Stage> Runner<S> {
                 let trace = headers::outgoing_trace_headers(&ctx.headers);
                 let mut n = 0u64;
                 for out in &outputs {
-                    self.publisher.publish(&self.topics.output, out, &trace).await.map_err(|e| match e {
-                        PublishError::Transient(t) => StageError::Transient(t),
-                        PublishError::Encode(t) => StageError::Invalid(format!("output does not encode: {t}")),
-                    })?;
+                    self.publisher
+                        .publish(&self.topics.output, out, &trace)
+                        .await
+                        .map_err(|e| match e {
+                            PublishError::Transient(t) => StageError::Transient(t),
+                            PublishError::Encode(t) => StageError::Invalid(format!("output does not encode: {t}")),
+                        })?;
                     n += 1;
                 }
                 Ok::<u64, StageError>(n)
@@ -265,7 +294,9 @@ impl<S: Stage> Runner<S> {
                     return Finished::Done { outputs: n };
                 }
                 Err(StageError::Invalid(reason)) => {
-                    return self.dead_letter(msg, DeadLetterKind::Invalid, &reason, shutdown, summary).await;
+                    return self
+                        .dead_letter(msg, DeadLetterKind::Invalid, &reason, shutdown, summary)
+                        .await;
                 }
                 Err(StageError::Transient(reason)) => {
                     ctx.attempt += 1;
@@ -283,23 +314,45 @@ impl<S: Stage> Runner<S> {
     }
 
     /// Sleeps before a retry; false when shutdown came first.
-    async fn retry_wait(&self, reason: &str, backoff: &mut crate::backoff::Backoff, shutdown: &Shutdown, summary: &mut RunSummary) -> bool {
+    async fn retry_wait(
+        &self,
+        reason: &str,
+        backoff: &mut crate::backoff::Backoff,
+        shutdown: &Shutdown,
+        summary: &mut RunSummary,
+    ) -> bool {
         let name = self.stage.name();
         self.metrics.retries.with_label_values(&[name]).inc();
         summary.retries += 1;
         let delay = backoff.next_delay();
-        tracing::warn!(stage = name, attempt = backoff.attempts(), "{reason}; retrying in {:.1}s", delay.as_secs_f64());
+        tracing::warn!(
+            stage = name,
+            attempt = backoff.attempts(),
+            "{reason}; retrying in {:.1}s",
+            delay.as_secs_f64()
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = shutdown.wait() => false,
         }
     }
 
-    async fn dead_letter(&self, msg: &BorrowedMessage<'_>, kind: DeadLetterKind, error: &str, shutdown: &Shutdown, summary: &mut RunSummary) -> Finished {
+    async fn dead_letter(
+        &self,
+        msg: &BorrowedMessage<'_>,
+        kind: DeadLetterKind,
+        error: &str,
+        shutdown: &Shutdown,
+        summary: &mut RunSummary,
+    ) -> Finished {
         let name = self.stage.name();
         let original_headers: Vec<(String, Option<Vec<u8>>)> = msg
             .headers()
-            .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
             .unwrap_or_default();
         let original = Original {
             topic: msg.topic(),
@@ -315,12 +368,23 @@ impl<S: Stage> Runner<S> {
         loop {
             match dead_letter::send(&self.publisher, &self.topics.dead_letter, name, kind, error, &original).await {
                 Ok(()) => {
-                    self.metrics.dead_letters.with_label_values(&[name, kind.as_str()]).inc();
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[name, kind.as_str()])
+                        .inc();
                     return Finished::DeadLettered(error.to_string());
                 }
                 Err(e) => {
                     // Never lose a record: if the dead-letter topic is unreachable, wait for it.
-                    if !self.retry_wait(&format!("dead letter not delivered: {e}"), &mut backoff, shutdown, summary).await {
+                    if !self
+                        .retry_wait(
+                            &format!("dead letter not delivered: {e}"),
+                            &mut backoff,
+                            shutdown,
+                            summary,
+                        )
+                        .await
+                    {
                         return Finished::Abandoned;
                     }
                 }

@@ -59,14 +59,23 @@ impl std::fmt::Debug for Shared {
 
 /// Registers `R`'s schema for `topic`, retrying while the registry is unreachable and
 /// failing (with the field and rule) when the schema is incompatible.
-pub async fn register_schema<R: Record>(codec: &Codec, topic: &str, shutdown: &Shutdown, runtime: &RuntimeArgs) -> Result<u32, ServiceError> {
+pub async fn register_schema<R: Record>(
+    codec: &Codec,
+    topic: &str,
+    shutdown: &Shutdown,
+    runtime: &RuntimeArgs,
+) -> Result<u32, ServiceError> {
     let mut backoff = runtime.backoff();
     loop {
         match codec.register::<R>(topic).await {
             Ok(id) => return Ok(id),
             Err(e) if e.is_transient() => {
                 let delay = backoff.next_delay();
-                tracing::warn!("schema registry at {} unavailable ({e}); retrying in {:.1}s", codec.url(), delay.as_secs_f64());
+                tracing::warn!(
+                    "schema registry at {} unavailable ({e}); retrying in {:.1}s",
+                    codec.url(),
+                    delay.as_secs_f64()
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.wait() => return Err(ServiceError::ShutDown),
@@ -81,17 +90,36 @@ pub async fn register_schema<R: Record>(codec: &Codec, topic: &str, shutdown: &S
 /// schemas, and returns a runner ready to run.
 pub async fn prepare_stage<S: Stage>(stage: Arc<S>, shared: &Shared) -> Result<Runner<S>, ServiceError> {
     let mut backoff = shared.runtime.backoff();
-    kafka::wait_for_broker(&shared.kafka, &shared.shutdown, &mut backoff).await.map_err(|e| match e {
-        kafka::KafkaError::ShutDown => ServiceError::ShutDown,
-        other => ServiceError::Kafka(other),
-    })?;
+    kafka::wait_for_broker(&shared.kafka, &shared.shutdown, &mut backoff)
+        .await
+        .map_err(|e| match e {
+            kafka::KafkaError::ShutDown => ServiceError::ShutDown,
+            other => ServiceError::Kafka(other),
+        })?;
     let topics = Topics::for_stage(stage.as_ref(), &shared.kafka);
-    kafka::ensure_topics(&shared.kafka, &[topics.input.clone(), topics.output.clone(), topics.dead_letter.clone()]).await?;
+    kafka::ensure_topics(
+        &shared.kafka,
+        &[topics.input.clone(), topics.output.clone(), topics.dead_letter.clone()],
+    )
+    .await?;
     register_schema::<S::Input>(&shared.codec, &topics.input, &shared.shutdown, &shared.runtime).await?;
     register_schema::<S::Output>(&shared.codec, &topics.output, &shared.shutdown, &shared.runtime).await?;
     let publisher = Publisher::new(kafka::producer(&shared.kafka)?, shared.codec.clone(), stage.name());
-    let group = shared.runtime.group_id.clone().unwrap_or_else(|| format!("selfheal-{}", stage.name()));
-    Ok(Runner::new(stage, &shared.kafka, &group, topics, publisher, shared.runtime.clone(), shared.metrics.clone(), shared.health.clone())?)
+    let group = shared
+        .runtime
+        .group_id
+        .clone()
+        .unwrap_or_else(|| format!("selfheal-{}", stage.name()));
+    Ok(Runner::new(
+        stage,
+        &shared.kafka,
+        &group,
+        topics,
+        publisher,
+        shared.runtime.clone(),
+        shared.metrics.clone(),
+        shared.health.clone(),
+    )?)
 }
 
 /// Prepares and runs a stage until shutdown.
@@ -101,6 +129,9 @@ pub async fn run_stage<S: Stage>(stage: Arc<S>, shared: Shared) -> Result<RunSum
 }
 
 /// Spawns a stage on the current runtime (for `selfheal up` and the demo).
-pub fn start_stage<S: Stage>(stage: Arc<S>, shared: Shared) -> tokio::task::JoinHandle<Result<RunSummary, ServiceError>> {
+pub fn start_stage<S: Stage>(
+    stage: Arc<S>,
+    shared: Shared,
+) -> tokio::task::JoinHandle<Result<RunSummary, ServiceError>> {
     tokio::spawn(run_stage(stage, shared))
 }

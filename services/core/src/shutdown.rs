@@ -11,7 +11,9 @@ pub struct Shutdown {
 impl Shutdown {
     /// A signal that nothing has triggered yet.
     pub fn new() -> Self {
-        Shutdown { token: CancellationToken::new() }
+        Shutdown {
+            token: CancellationToken::new(),
+        }
     }
 
     /// Triggers shutdown.

@@ -40,7 +40,11 @@ pub fn init(args: &TelemetryArgs, service_name: &str) -> TelemetryGuard {
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if let Some(endpoint) = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        match opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(url.clone()).build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(url.clone())
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => eprintln!("OTLP exporter for {url} not started: {e}"),
         }
@@ -58,13 +62,21 @@ pub fn init(args: &TelemetryArgs, service_name: &str) -> TelemetryGuard {
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if args.log_json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init().is_ok()
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .try_init()
+            .is_ok()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init().is_ok()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+            .is_ok()
     };
     if installed {
         opentelemetry::global::set_tracer_provider(provider.clone());
-        TelemetryGuard { provider: Some(provider) }
+        TelemetryGuard {
+            provider: Some(provider),
+        }
     } else {
         TelemetryGuard { provider: None }
     }

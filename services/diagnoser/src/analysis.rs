@@ -61,11 +61,7 @@ pub fn format_snippet(lines: &[SnippetLine], line: u32) -> String {
         .iter()
         .filter(|l| l.line.abs_diff(line) <= SNIPPET_RADIUS)
         .collect();
-    let width = shown
-        .iter()
-        .map(|l| l.line.to_string().len())
-        .max()
-        .unwrap_or(1);
+    let width = shown.iter().map(|l| l.line.to_string().len()).max().unwrap_or(1);
     shown
         .iter()
         .map(|l| {
@@ -123,19 +119,10 @@ pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomal
         context: Vec::new(),
     };
     if let Some(p) = &parsed {
-        a.frames = p
-            .root_cause()
-            .frames
-            .iter()
-            .rev()
-            .map(stack_frame)
-            .collect();
+        a.frames = p.root_cause().frames.iter().rev().map(stack_frame).collect();
     }
     let (exc_type, exc_message) = match (&parsed, &anomaly.exception) {
-        (Some(p), _) => (
-            p.root_cause().ty.to_string(),
-            p.root_cause().message.to_string(),
-        ),
+        (Some(p), _) => (p.root_cause().ty.to_string(), p.root_cause().message.to_string()),
         (None, Some(e)) => (e.r#type.clone(), e.message.clone()),
         (None, None) => (String::new(), String::new()),
     };
@@ -205,10 +192,7 @@ fn locate(
     let snap: RepoSnapshot = repos.open(root, version).map_err(|e| {
         (
             DiagnosisStatus::RepositoryMissing,
-            format!(
-                "the repository of `{}` cannot be read: {e}",
-                quote(&entry.name)
-            ),
+            format!("the repository of `{}` cannot be read: {e}", quote(&entry.name)),
         )
     })?;
     a.commit = Some(snap.commit.clone());
@@ -231,10 +215,7 @@ fn locate(
             Some(e) if e.stacktrace.as_deref().is_none_or(|s| s.trim().is_empty()) => {
                 format!("the exception {} has no stack trace", quote(&e.r#type))
             }
-            Some(e) => format!(
-                "the stack trace of {} could not be parsed",
-                quote(&e.r#type)
-            ),
+            Some(e) => format!("the stack trace of {} could not be parsed", quote(&e.r#type)),
         };
         return Err((
             DiagnosisStatus::NoStackTrace,
@@ -314,9 +295,7 @@ fn locate(
                     code_line,
                 });
             }
-            RepoLocation::NotFound { reason, .. } => {
-                misses.push(format!("{}: {}", describe(frame), quote(&reason)))
-            }
+            RepoLocation::NotFound { reason, .. } => misses.push(format!("{}: {}", describe(frame), quote(&reason))),
         }
     }
     Err((
@@ -344,11 +323,7 @@ mod tests {
         let lines: Vec<SnippetLine> = (9..=19)
             .map(|n| SnippetLine {
                 line: n,
-                text: if n == 14 {
-                    "x = p / d".into()
-                } else {
-                    String::new()
-                },
+                text: if n == 14 { "x = p / d".into() } else { String::new() },
             })
             .collect();
         let s = format_snippet(&lines, 14);

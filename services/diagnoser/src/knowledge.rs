@@ -64,24 +64,15 @@ fn path_segment(text: &str) -> String {
 
 /// Whether a base URL names this host.
 fn is_loopback(base_url: &str) -> bool {
-    let rest = base_url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(base_url);
+    let rest = base_url.split_once("://").map(|(_, r)| r).unwrap_or(base_url);
     let authority = rest.split('/').next().unwrap_or("");
-    let host = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
     let host = if host.starts_with('[') {
         host.split(']').next().unwrap_or("").trim_start_matches('[')
     } else {
         host.split(':').next().unwrap_or("")
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl HttpKnowledgeClient {
@@ -92,16 +83,12 @@ impl HttpKnowledgeClient {
 
     /// A client with a custom timeout per request.
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, DiagnoserError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout);
+        let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout);
         if is_loopback(base_url) {
             // A learner on this host must not be sent through an HTTP(S)_PROXY of the environment.
             builder = builder.no_proxy();
         }
-        let client = builder
-            .build()
-            .map_err(|e| DiagnoserError::Client(e.to_string()))?;
+        let client = builder.build().map_err(|e| DiagnoserError::Client(e.to_string()))?;
         Ok(HttpKnowledgeClient {
             base: base_url.trim_end_matches('/').to_string(),
             client,
@@ -117,9 +104,7 @@ impl HttpKnowledgeClient {
             .map_err(|e| DiagnoserError::KnowledgeUnavailable(e.to_string()))?;
         let status = resp.status();
         if status.is_server_error() {
-            return Err(DiagnoserError::KnowledgeUnavailable(format!(
-                "HTTP {status}"
-            )));
+            return Err(DiagnoserError::KnowledgeUnavailable(format!("HTTP {status}")));
         }
         if !status.is_success() {
             return Err(DiagnoserError::KnowledgeProtocol(format!("HTTP {status}")));
@@ -170,14 +155,9 @@ mod tests {
     #[tokio::test]
     async fn a_learner_that_is_down_is_an_error_not_a_hang() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
-        let client =
-            HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", Duration::from_millis(300))
-                .unwrap();
+        let client = HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", Duration::from_millis(300)).unwrap();
         let err = client.known_fixes("abc").await.unwrap_err();
-        assert!(
-            matches!(err, DiagnoserError::KnowledgeUnavailable(_)),
-            "{err:?}"
-        );
+        assert!(matches!(err, DiagnoserError::KnowledgeUnavailable(_)), "{err:?}");
     }
 
     #[tokio::test]
@@ -204,9 +184,6 @@ mod tests {
         assert_eq!(fixes[0].strategy, "python.zero-division-guard");
         assert_eq!(fixes[0].healed, 2);
         let request = server.await.unwrap();
-        assert!(
-            request.starts_with("GET /v1/fixes/fp1 HTTP/1.1"),
-            "{request}"
-        );
+        assert!(request.starts_with("GET /v1/fixes/fp1 HTTP/1.1"), "{request}");
     }
 }

@@ -25,9 +25,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use selfheal_catalog::Catalog;
 use selfheal_core::{RecordContext, Stage, StageError};
-use selfheal_events::{
-    Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis, HypothesisSource, KnownFix,
-};
+use selfheal_events::{Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis, HypothesisSource, KnownFix};
 
 pub use analysis::{Analysis, Located};
 pub use error::DiagnoserError;
@@ -91,10 +89,7 @@ impl Diagnoser {
     /// A diagnoser from plain configuration: the catalog file and the learner's base URL.
     pub fn from_config(catalog_path: &Path, learner_url: &str) -> Result<Self, DiagnoserError> {
         let catalog = Catalog::load(catalog_path)?;
-        Ok(Self::new(
-            catalog,
-            Arc::new(HttpKnowledgeClient::new(learner_url)?),
-        ))
+        Ok(Self::new(catalog, Arc::new(HttpKnowledgeClient::new(learner_url)?)))
     }
 
     /// Diagnoses one anomaly. Only an internal failure of the analysis thread is an error.
@@ -102,11 +97,10 @@ impl Diagnoser {
         let inner = self.inner.clone();
         let input = anomaly.clone();
         // git and file reads block: keep them off the async workers.
-        let analysis = tokio::task::spawn_blocking(move || {
-            analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input)
-        })
-        .await
-        .map_err(|e| DiagnoserError::Internal(format!("analysis task failed: {e}")))?;
+        let analysis =
+            tokio::task::spawn_blocking(move || analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input))
+                .await
+                .map_err(|e| DiagnoserError::Internal(format!("analysis task failed: {e}")))?;
 
         let mut learned_note: Option<Evidence> = None;
         let mut known_fixes: Vec<KnownFix> = Vec::new();
@@ -152,12 +146,7 @@ fn location_bonus(located: Located) -> f64 {
 }
 
 /// Builds the Diagnosis from the analysis and what the learner said.
-fn assemble(
-    anomaly: &Anomaly,
-    a: Analysis,
-    known_fixes: Vec<KnownFix>,
-    learned_note: Option<Evidence>,
-) -> Diagnosis {
+fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_note: Option<Evidence>) -> Diagnosis {
     let localized = a.status == DiagnosisStatus::Localized;
     let rc = a.root_cause.as_ref().filter(|_| localized);
     let (file, line, function) = match rc {
@@ -180,10 +169,7 @@ fn assemble(
                     anomaly.error_rate * 100.0
                 )
             } else {
-                format!(
-                    "{} failing requests in the detection window",
-                    anomaly.error_count
-                )
+                format!("{} failing requests in the detection window", anomaly.error_count)
             },
         });
     }
@@ -270,11 +256,7 @@ fn assemble(
     } else {
         0.0
     };
-    let headline = a
-        .findings
-        .first()
-        .map(|f| f.headline.clone())
-        .unwrap_or_default();
+    let headline = a.findings.first().map(|f| f.headline.clone()).unwrap_or_default();
     let summary = match (&a.location, localized) {
         (Some(loc), true) => format!("{loc} — {headline} (confidence {confidence:.2})"),
         _ => {
@@ -321,11 +303,7 @@ impl Stage for Diagnoser {
         "diagnoser"
     }
 
-    async fn process(
-        &self,
-        input: Anomaly,
-        _ctx: &RecordContext,
-    ) -> Result<Vec<Diagnosis>, StageError> {
+    async fn process(&self, input: Anomaly, _ctx: &RecordContext) -> Result<Vec<Diagnosis>, StageError> {
         if input.incident_id.trim().is_empty() {
             return Err(StageError::Invalid("anomaly has no incident_id".into()));
         }

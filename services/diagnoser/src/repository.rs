@@ -69,9 +69,8 @@ impl SourceRepository for GitRepositories {
                 "{shown} does not exist or is not a directory"
             )));
         }
-        let top = git(root, &["rev-parse", "--show-toplevel"]).map_err(|e| {
-            DiagnoserError::RepositoryMissing(format!("{shown} is not a git repository ({e})"))
-        })?;
+        let top = git(root, &["rev-parse", "--show-toplevel"])
+            .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} is not a git repository ({e})")))?;
         // A directory inside another repository would read (and the repairer would commit
         // to) the outer one: refuse rather than guess.
         if canonical(Path::new(&top)) != canonical(root) {
@@ -85,17 +84,13 @@ impl SourceRepository for GitRepositories {
         let (commit, from_version) = match resolved {
             Some(sha) => (sha, true),
             None => {
-                let head = git(root, &["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| {
-                    DiagnoserError::RepositoryMissing(format!(
-                        "{shown} has no commit at HEAD ({e})"
-                    ))
-                })?;
+                let head = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])
+                    .map_err(|e| DiagnoserError::RepositoryMissing(format!("{shown} has no commit at HEAD ({e})")))?;
                 (head, false)
             }
         };
-        let tree = GitTree::open(root, &commit).map_err(|e| {
-            DiagnoserError::RepositoryMissing(format!("cannot list {shown} at {commit}: {e}"))
-        })?;
+        let tree = GitTree::open(root, &commit)
+            .map_err(|e| DiagnoserError::RepositoryMissing(format!("cannot list {shown} at {commit}: {e}")))?;
         Ok(RepoSnapshot {
             commit,
             from_version,

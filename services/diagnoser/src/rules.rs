@@ -133,10 +133,7 @@ fn short_type(ty: &str) -> &str {
 
 /// Untrusted text made safe to quote on one line: control characters dropped, bounded.
 pub fn quote(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let clean = clean.trim();
     if clean.chars().count() > MAX_QUOTE_CHARS {
         let cut: String = clean.chars().take(MAX_QUOTE_CHARS).collect();
@@ -164,10 +161,7 @@ fn rule_evidence(input: &RuleInput<'_>, rule: &Rule) -> Evidence {
 
 /// Keys whose sample values satisfy `pred`, with the value and how many samples had it:
 /// `[(key, value, count)]`, most frequent first.
-fn inputs_where(
-    samples: &[HashMap<String, String>],
-    pred: impl Fn(&str) -> bool,
-) -> Vec<(String, String, usize)> {
+fn inputs_where(samples: &[HashMap<String, String>], pred: impl Fn(&str) -> bool) -> Vec<(String, String, usize)> {
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for sample in samples {
         for (k, v) in sample {
@@ -176,8 +170,7 @@ fn inputs_where(
             }
         }
     }
-    let mut out: Vec<(String, String, usize)> =
-        counts.into_iter().map(|((k, v), n)| (k, v, n)).collect();
+    let mut out: Vec<(String, String, usize)> = counts.into_iter().map(|((k, v), n)| (k, v, n)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     out
 }
@@ -188,11 +181,7 @@ fn input_evidence(found: &[(String, String, usize)], total: usize) -> Vec<Eviden
         .take(3)
         .map(|(k, v, n)| Evidence {
             kind: "input".into(),
-            detail: format!(
-                "{}={} in {n} of {total} sampled failing requests",
-                quote(k),
-                quote(v)
-            ),
+            detail: format!("{}={} in {n} of {total} sampled failing requests", quote(k), quote(v)),
         })
         .collect()
 }
@@ -296,16 +285,8 @@ pub fn divisors(line: &str, runtime: Option<&str>) -> Vec<String> {
 
 /// The divisor most likely to be zero: one whose name an input key with a zero value ends
 /// with or starts with (`d` ~ `discount`), else the first.
-fn likely_divisor<'a>(
-    divs: &'a [String],
-    zero_inputs: &[(String, String, usize)],
-) -> Option<&'a String> {
-    let last_segment = |k: &str| {
-        k.rsplit(['.', '/', '_'])
-            .next()
-            .unwrap_or(k)
-            .to_ascii_lowercase()
-    };
+fn likely_divisor<'a>(divs: &'a [String], zero_inputs: &[(String, String, usize)]) -> Option<&'a String> {
+    let last_segment = |k: &str| k.rsplit(['.', '/', '_']).next().unwrap_or(k).to_ascii_lowercase();
     divs.iter()
         .find(|d| {
             let name = d.rsplit('.').next().unwrap_or(d).to_ascii_lowercase();
@@ -333,10 +314,7 @@ fn is_division_by_zero(input: &RuleInput<'_>) -> bool {
 }
 
 fn explain_division(input: &RuleInput<'_>, rule: &Rule) -> Finding {
-    let divs = input
-        .code_line
-        .map(|l| divisors(l, input.runtime))
-        .unwrap_or_default();
+    let divs = input.code_line.map(|l| divisors(l, input.runtime)).unwrap_or_default();
     let zeros = inputs_where(input.sample_inputs, is_zero);
     let divisor = likely_divisor(&divs, &zeros);
     let mut evidence = vec![rule_evidence(input, rule)];
@@ -358,11 +336,7 @@ fn explain_division(input: &RuleInput<'_>, rule: &Rule) -> Finding {
         ),
     };
     if let Some((k, v, _)) = zeros.first() {
-        summary.push_str(&format!(
-            " (failing requests had {}={})",
-            quote(k),
-            quote(v)
-        ));
+        summary.push_str(&format!(" (failing requests had {}={})", quote(k), quote(v)));
     }
     Finding {
         rule: rule.name,
@@ -500,10 +474,7 @@ fn explain_index(input: &RuleInput<'_>, rule: &Rule) -> Finding {
         category: rule.category,
         headline: "index out of range".into(),
         summary: match &container {
-            Some(c) => format!(
-                "an index into `{}` is out of range for some inputs",
-                quote(c)
-            ),
+            Some(c) => format!("an index into `{}` is out of range for some inputs", quote(c)),
             None => "an index is out of range for some inputs".into(),
         },
         strength: SPECIFIC,
@@ -517,8 +488,7 @@ fn is_parse_error(input: &RuleInput<'_>) -> bool {
     let ty = short_type(input.exception_type);
     let msg = lower_message(input);
     (ty == "ValueError"
-        && (msg.contains("invalid literal for int()")
-            || msg.contains("could not convert string to float")))
+        && (msg.contains("invalid literal for int()") || msg.contains("could not convert string to float")))
         || ty == "NumberFormatException"
         || ty == "FormatException"
         || ty == "ParseIntError"
@@ -596,28 +566,19 @@ mod tests {
     }
 
     fn sample(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn finds_divisors() {
-        assert_eq!(
-            divisors("def calc(p, d): return p / d", Some("python")),
-            ["d"]
-        );
+        assert_eq!(divisors("def calc(p, d): return p / d", Some("python")), ["d"]);
         assert_eq!(
             divisors("x = a // self.rate % (n - 1)  # / not this", Some("python")),
             ["self.rate", "(n - 1)"]
         );
         assert_eq!(divisors("total /= cfg['k']", Some("python")), ["cfg['k']"]);
         assert_eq!(divisors("int r = a / b; // c / d", Some("jvm")), ["b"]);
-        assert_eq!(
-            divisors("s = '/' + x", Some("python")),
-            Vec::<String>::new()
-        );
+        assert_eq!(divisors("s = '/' + x", Some("python")), Vec::<String>::new());
     }
 
     #[test]
@@ -636,26 +597,20 @@ mod tests {
         let top = &f[0];
         assert_eq!(top.category, "division-by-zero");
         assert_eq!(top.headline, "division by zero on `d`");
-        assert!(
-            top.summary
-                .starts_with("divisor `d` is zero for some inputs")
-        );
+        assert!(top.summary.starts_with("divisor `d` is zero for some inputs"));
         assert!(top.summary.contains("pricing.discount=0.0"));
         assert!(top.code_support && top.input_support);
-        assert!(top.evidence.iter().any(|e| e.kind == "input"
-            && e.detail == "pricing.discount=0.0 in 1 of 1 sampled failing requests"));
+        assert!(
+            top.evidence
+                .iter()
+                .any(|e| e.kind == "input" && e.detail == "pricing.discount=0.0 in 1 of 1 sampled failing requests")
+        );
     }
 
     #[test]
     fn jvm_and_go_division_messages_match() {
         assert_eq!(
-            evaluate(&input(
-                "java.lang.ArithmeticException",
-                "/ by zero",
-                None,
-                &[]
-            ))[0]
-                .category,
+            evaluate(&input("java.lang.ArithmeticException", "/ by zero", None, &[]))[0].category,
             "division-by-zero"
         );
         assert_eq!(
@@ -686,31 +641,19 @@ mod tests {
         let cat = |ty: &str, msg: &str| evaluate(&input(ty, msg, None, &[]))[0].category;
         assert_eq!(cat("KeyError", "'sku'"), "missing-key");
         assert_eq!(
-            cat(
-                "AttributeError",
-                "'NoneType' object has no attribute 'price'"
-            ),
+            cat("AttributeError", "'NoneType' object has no attribute 'price'"),
             "null-dereference"
         );
         assert_eq!(
             cat("AttributeError", "'Item' object has no attribute 'price'"),
             "unknown"
         );
+        assert_eq!(cat("java.lang.NullPointerException", ""), "null-dereference");
         assert_eq!(
-            cat("java.lang.NullPointerException", ""),
+            cat("TypeError", "Cannot read properties of undefined (reading 'x')"),
             "null-dereference"
         );
-        assert_eq!(
-            cat(
-                "TypeError",
-                "Cannot read properties of undefined (reading 'x')"
-            ),
-            "null-dereference"
-        );
-        assert_eq!(
-            cat("IndexError", "list index out of range"),
-            "index-out-of-range"
-        );
+        assert_eq!(cat("IndexError", "list index out of range"), "index-out-of-range");
         assert_eq!(
             cat(
                 "java.lang.ArrayIndexOutOfBoundsException",
@@ -719,10 +662,7 @@ mod tests {
             "index-out-of-range"
         );
         assert_eq!(
-            cat(
-                "ValueError",
-                "invalid literal for int() with base 10: 'abc'"
-            ),
+            cat("ValueError", "invalid literal for int() with base 10: 'abc'"),
             "parse-error"
         );
         assert_eq!(cat("ValueError", "math domain error"), "unknown");

@@ -91,11 +91,7 @@ async fn run(d: &Diagnoser, anomaly: Anomaly) -> Diagnosis {
 fn all_evidence(d: &Diagnosis) -> Vec<String> {
     d.hypotheses
         .iter()
-        .flat_map(|h| {
-            h.evidence
-                .iter()
-                .map(|e| format!("{}: {}", e.kind, e.detail))
-        })
+        .flat_map(|h| h.evidence.iter().map(|e| format!("{}: {}", e.kind, e.detail)))
         .collect()
 }
 
@@ -122,24 +118,16 @@ async fn localizes_the_zero_division_incident() {
     assert_eq!(rc.exception_type, "ZeroDivisionError");
     assert_eq!(rc.commit.as_deref(), Some(head.as_str()));
     let snippet = rc.code_snippet.as_deref().unwrap();
-    assert!(
-        snippet.contains("> 14 | def calc(p, d): return p / d"),
-        "{snippet}"
-    );
+    assert!(snippet.contains("> 14 | def calc(p, d): return p / d"), "{snippet}");
     assert!(snippet.contains("  11 | "), "three lines before: {snippet}");
-    assert_eq!(
-        snippet.lines().count(),
-        4,
-        "line 14 is the file's last line: {snippet}"
-    );
+    assert_eq!(snippet.lines().count(), 4, "line 14 is the file's last line: {snippet}");
 
     let top = &d.hypotheses[0];
     assert_eq!(top.rank, 1);
     assert_eq!(top.category, "division-by-zero");
     assert_eq!(top.source, HypothesisSource::Rule);
     assert!(
-        top.summary
-            .starts_with("divisor `d` is zero for some inputs"),
+        top.summary.starts_with("divisor `d` is zero for some inputs"),
         "{}",
         top.summary
     );
@@ -158,23 +146,13 @@ async fn localizes_the_zero_division_incident() {
         "version: service version a1b2c3d is not a commit of the repository",
         "learned: no fix remembered",
     ] {
-        assert!(
-            ev.iter().any(|e| e.starts_with(want)),
-            "missing {want:?} in {ev:#?}"
-        );
+        assert!(ev.iter().any(|e| e.starts_with(want)), "missing {want:?} in {ev:#?}");
     }
 
-    let files: Vec<&str> = d
-        .frames
-        .iter()
-        .map(|f| f.file.as_deref().unwrap())
-        .collect();
+    let files: Vec<&str> = d.frames.iter().map(|f| f.file.as_deref().unwrap()).collect();
     assert_eq!(
         files,
-        [
-            "/srv/pricing-api/app.py",
-            "/srv/pricing-api/pricing_logic.py"
-        ],
+        ["/srv/pricing-api/app.py", "/srv/pricing-api/pricing_logic.py"],
         "outermost first"
     );
     assert!(d.frames.iter().all(|f| f.in_app));
@@ -206,14 +184,12 @@ async fn reads_the_deployed_commit_when_the_version_resolves() {
     assert_eq!(d.status, DiagnosisStatus::Localized);
     assert_eq!(d.commit.as_deref(), Some(v1.as_str()));
     let snippet = d.root_cause.clone().unwrap().code_snippet.unwrap();
+    assert!(snippet.contains("> 14 | def calc(p, d): return p / d"), "{snippet}");
     assert!(
-        snippet.contains("> 14 | def calc(p, d): return p / d"),
-        "{snippet}"
+        all_evidence(&d)
+            .iter()
+            .any(|e| e.starts_with(&format!("version: service version {} is commit {v1}", &v1[..7])))
     );
-    assert!(all_evidence(&d).iter().any(|e| e.starts_with(&format!(
-        "version: service version {} is commit {v1}",
-        &v1[..7]
-    ))));
 }
 
 #[tokio::test]
@@ -225,16 +201,11 @@ async fn unknown_service_says_so() {
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
     assert_eq!(d.status, DiagnosisStatus::UnknownService);
     assert!(
-        d.summary
-            .contains("`billing` is not in the service catalog"),
+        d.summary.contains("`billing` is not in the service catalog"),
         "{}",
         d.summary
     );
-    assert!(
-        d.summary.contains("likely division by zero"),
-        "{}",
-        d.summary
-    );
+    assert!(d.summary.contains("likely division by zero"), "{}", d.summary);
     assert!(d.root_cause.is_none() && d.repository.is_none() && d.commit.is_none());
     assert_eq!(d.confidence, 0.0);
     // The trace was still parsed, for the reader.
@@ -249,21 +220,14 @@ async fn missing_repository_says_so() {
     let d = run(&diagnoser(&gone, nothing_known()), examples::anomaly()).await;
     assert_eq!(d.status, DiagnosisStatus::RepositoryMissing);
     assert!(d.summary.contains("does not exist"), "{}", d.summary);
-    assert_eq!(
-        d.repository.as_deref(),
-        Some(gone.display().to_string().as_str())
-    );
+    assert_eq!(d.repository.as_deref(), Some(gone.display().to_string().as_str()));
     assert!(d.root_cause.is_none());
 }
 
 #[tokio::test]
 async fn a_directory_that_is_not_a_repository_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pricing_logic.py"),
-        "def calc(p, d): return p / d\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("pricing_logic.py"), "def calc(p, d): return p / d\n").unwrap();
     let d = run(&diagnoser(dir.path(), nothing_known()), examples::anomaly()).await;
     assert_eq!(d.status, DiagnosisStatus::RepositoryMissing);
     assert!(d.summary.contains("not a git repository"), "{}", d.summary);
@@ -285,8 +249,7 @@ async fn trace_files_not_in_the_repository() {
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
     assert_eq!(d.status, DiagnosisStatus::NotInRepository, "{}", d.summary);
     assert!(
-        d.summary
-            .contains("no in-app frame of the trace is a file of"),
+        d.summary.contains("no in-app frame of the trace is a file of"),
         "{}",
         d.summary
     );
@@ -356,11 +319,7 @@ async fn known_fixes_become_a_learned_hypothesis() {
     // Ranks are 1..n in order of confidence.
     let ranks: Vec<i32> = d.hypotheses.iter().map(|h| h.rank).collect();
     assert_eq!(ranks, (1..=d.hypotheses.len() as i32).collect::<Vec<_>>());
-    assert!(
-        d.hypotheses
-            .windows(2)
-            .all(|w| w[0].confidence >= w[1].confidence)
-    );
+    assert!(d.hypotheses.windows(2).all(|w| w[0].confidence >= w[1].confidence));
 }
 
 #[tokio::test]
@@ -374,14 +333,11 @@ async fn a_learner_that_is_down_does_not_block_the_diagnosis() {
     .await;
     assert_eq!(d.status, DiagnosisStatus::Localized);
     assert!(d.known_fixes.is_empty());
+    assert!(d.hypotheses.iter().all(|h| h.source == HypothesisSource::Rule));
     assert!(
-        d.hypotheses
+        all_evidence(&d)
             .iter()
-            .all(|h| h.source == HypothesisSource::Rule)
-    );
-    assert!(
-        all_evidence(&d).iter().any(|e| e
-            .contains("learning store unreachable: connection refused; known fixes not consulted")),
+            .any(|e| e.contains("learning store unreachable: connection refused; known fixes not consulted")),
         "{:#?}",
         all_evidence(&d)
     );
@@ -391,11 +347,8 @@ async fn a_learner_that_is_down_does_not_block_the_diagnosis() {
 async fn the_real_http_client_against_nothing_still_diagnoses() {
     let dir = tempfile::tempdir().unwrap();
     pricing_repo(dir.path());
-    let client = HttpKnowledgeClient::with_timeout(
-        "http://127.0.0.1:9",
-        std::time::Duration::from_millis(300),
-    )
-    .unwrap();
+    let client =
+        HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", std::time::Duration::from_millis(300)).unwrap();
     let d = run(
         &Diagnoser::new(catalog(dir.path()), Arc::new(client)),
         examples::anomaly(),
@@ -435,10 +388,7 @@ async fn anomaly_without_incident_is_dead_lettered() {
 
 #[test]
 fn the_example_catalog_loads_into_a_diagnoser() {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/catalog.toml"
-    ));
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/catalog.toml"));
     let d = Diagnoser::from_config(&path, DEFAULT_LEARNER_URL).unwrap();
     assert!(format!("{d:?}").contains("services: 1"));
 }
@@ -470,7 +420,10 @@ async fn localizes_the_captured_otel_trace() {
     let d = run(&diagnoser(dir.path(), nothing_known()), anomaly).await;
     assert_eq!(d.status, DiagnosisStatus::Localized, "{}", d.summary);
     let rc = d.root_cause.as_ref().unwrap();
-    assert_eq!((rc.file.as_str(), rc.line, rc.function.as_str()), ("pricing_logic.py", 14, "calc"));
+    assert_eq!(
+        (rc.file.as_str(), rc.line, rc.function.as_str()),
+        ("pricing_logic.py", 14, "calc")
+    );
     assert_eq!(d.hypotheses[0].category, "division-by-zero");
     assert!(d.confidence >= 0.9, "{}", d.confidence);
     let funcs: Vec<&str> = d.frames.iter().map(|f| f.function.as_str()).collect();

@@ -47,7 +47,11 @@ pub fn mine_file(path: impl AsRef<Path>, format: Option<&str>, config: MinerConf
 }
 
 /// Mines every line of `reader`.
-pub fn mine_reader(mut reader: impl BufRead, format: Option<&LogFormat>, config: MinerConfig) -> io::Result<FileReport> {
+pub fn mine_reader(
+    mut reader: impl BufRead,
+    format: Option<&LogFormat>,
+    config: MinerConfig,
+) -> io::Result<FileReport> {
     let cap = config.max_line_len;
     // Evicted templates are kept for the per-line listing, but no more of them
     // than live ones, so that a storm of unique lines stays bounded in memory.
@@ -72,10 +76,20 @@ pub fn mine_reader(mut reader: impl BufRead, format: Option<&LogFormat>, config:
         let m = miner.add_line_id(content);
         report.line_templates.push(m.template_id);
         if m.is_new {
-            keep(&mut evicted, miner.take_evicted(), keep_evicted, &mut report.evicted_dropped);
+            keep(
+                &mut evicted,
+                miner.take_evicted(),
+                keep_evicted,
+                &mut report.evicted_dropped,
+            );
         }
     }
-    keep(&mut evicted, miner.take_evicted(), keep_evicted, &mut report.evicted_dropped);
+    keep(
+        &mut evicted,
+        miner.take_evicted(),
+        keep_evicted,
+        &mut report.evicted_dropped,
+    );
     report.templates = miner.templates().cloned().chain(evicted.into_values()).collect();
     report.templates.sort_by_key(|t| t.id);
     Ok(report)
@@ -131,7 +145,13 @@ fn read_capped_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) ->
 pub fn write_lines(report: &FileReport, mut out: impl Write) -> io::Result<()> {
     let text: HashMap<u64, &str> = report.templates.iter().map(|t| (t.id, t.text.as_str())).collect();
     for (i, id) in report.line_templates.iter().enumerate() {
-        writeln!(out, "{}\t{}\t{}", i + 1, id, text.get(id).copied().unwrap_or("<evicted>"))?;
+        writeln!(
+            out,
+            "{}\t{}\t{}",
+            i + 1,
+            id,
+            text.get(id).copied().unwrap_or("<evicted>")
+        )?;
     }
     Ok(())
 }
@@ -152,7 +172,11 @@ pub fn write_report(report: &FileReport, out: impl Write) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
     writeln!(out, "# lines: line_no\ttemplate_id\ttemplate")?;
     write_lines(report, &mut out)?;
-    writeln!(out, "# templates: template_id\tcount\ttemplate ({} templates)", report.templates.len())?;
+    writeln!(
+        out,
+        "# templates: template_id\tcount\ttemplate ({} templates)",
+        report.templates.len()
+    )?;
     write_templates(report, &mut out)?;
     out.flush()
 }
@@ -192,9 +216,15 @@ mod tests {
         let mut out = Vec::new();
         write_report(&r, &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains("1\t1\tConnection to <*> timed out after <NUM> ms\n"), "{out}");
+        assert!(
+            out.contains("1\t1\tConnection to <*> timed out after <NUM> ms\n"),
+            "{out}"
+        );
         assert!(out.contains("3\t2\tserved request\n"), "{out}");
-        assert!(out.contains("1\t2\tConnection to <*> timed out after <NUM> ms\n"), "{out}");
+        assert!(
+            out.contains("1\t2\tConnection to <*> timed out after <NUM> ms\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -203,7 +233,10 @@ mod tests {
         for i in 0..5000 {
             log.push_str(&format!("event{i} happened somewhere{i}\n"));
         }
-        let cfg = MinerConfig { max_clusters: 100, ..MinerConfig::default() };
+        let cfg = MinerConfig {
+            max_clusters: 100,
+            ..MinerConfig::default()
+        };
         let r = mine_reader(log.as_bytes(), None, cfg).unwrap();
         assert_eq!(r.lines(), 5000);
         assert!(r.templates.len() <= 200);

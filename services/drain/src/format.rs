@@ -143,7 +143,13 @@ fn next_candidate(lit: &[Lit], s: &str, from: usize) -> Option<usize> {
 
 /// Lazy-first backtracking match of `pieces` against `s` from `pos`, with a
 /// step budget so that a pathological line falls back to the regex engine.
-fn match_pieces(pieces: &[Piece], s: &str, pos: usize, spans: &mut Vec<(usize, usize)>, budget: &mut u32) -> Option<bool> {
+fn match_pieces(
+    pieces: &[Piece],
+    s: &str,
+    pos: usize,
+    spans: &mut Vec<(usize, usize)>,
+    budget: &mut u32,
+) -> Option<bool> {
     if *budget == 0 {
         return None;
     }
@@ -220,7 +226,12 @@ impl LogFormat {
         }
         pattern.push('$');
         let content = headers.iter().position(|h| h == "Content");
-        Ok(Self { regex: Regex::new(&pattern)?, headers, content, fast })
+        Ok(Self {
+            regex: Regex::new(&pattern)?,
+            headers,
+            content,
+            fast,
+        })
     }
 
     /// Byte spans of the fields, from the fast matcher when it applies.
@@ -235,7 +246,11 @@ impl LogFormat {
             }
         }
         let caps = self.regex.captures(line)?;
-        Some((1..=self.headers.len()).map(|i| caps.get(i).map_or((0, 0), |m| (m.start(), m.end()))).collect())
+        Some(
+            (1..=self.headers.len())
+                .map(|i| caps.get(i).map_or((0, 0), |m| (m.start(), m.end())))
+                .collect(),
+        )
     }
 
     /// Field names in order.
@@ -256,7 +271,13 @@ impl LogFormat {
     /// All fields of a line by name, or `None` when it does not fit.
     pub fn fields<'a>(&self, line: &'a str) -> Option<Vec<(&str, &'a str)>> {
         let spans = self.spans(line)?;
-        Some(self.headers.iter().zip(spans).map(|(h, (s, e))| (h.as_str(), &line[s..e])).collect())
+        Some(
+            self.headers
+                .iter()
+                .zip(spans)
+                .map(|(h, (s, e))| (h.as_str(), &line[s..e]))
+                .collect(),
+        )
     }
 }
 
@@ -316,7 +337,9 @@ mod tests {
             for l in lines {
                 let fast = lf.spans(l);
                 let slow = lf.regex.captures(l).map(|c| {
-                    (1..=lf.headers.len()).map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end()))).collect::<Vec<_>>()
+                    (1..=lf.headers.len())
+                        .map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
+                        .collect::<Vec<_>>()
                 });
                 assert_eq!(fast, slow, "format {f:?} line {l:?}");
             }
@@ -352,7 +375,9 @@ mod tests {
                 }
                 let fast = lf.spans(&line);
                 let slow = lf.regex.captures(&line).map(|c| {
-                    (1..=lf.headers.len()).map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end()))).collect::<Vec<_>>()
+                    (1..=lf.headers.len())
+                        .map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
+                        .collect::<Vec<_>>()
                 });
                 assert_eq!(fast, slow, "format {f:?} line {line:?}");
             }
@@ -362,7 +387,9 @@ mod tests {
     #[test]
     fn literal_parts_are_regex_fragments() {
         let f = LogFormat::new(r"<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>").unwrap();
-        let fields = f.fields("Dec 10 06:55:46 host sshd[24200]: Invalid user x from 1.2.3.4").unwrap();
+        let fields = f
+            .fields("Dec 10 06:55:46 host sshd[24200]: Invalid user x from 1.2.3.4")
+            .unwrap();
         assert_eq!(fields[4], ("Pid", "24200"));
         assert_eq!(fields[5], ("Content", "Invalid user x from 1.2.3.4"));
     }

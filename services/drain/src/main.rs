@@ -74,7 +74,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         masks.extend(Mask::defaults());
     }
     config.masks = masks;
-    Ok(Args { file: file.ok_or(USAGE)?, format, config, out, stats })
+    Ok(Args {
+        file: file.ok_or(USAGE)?,
+        format,
+        config,
+        out,
+        stats,
+    })
 }
 
 fn main() -> ExitCode {

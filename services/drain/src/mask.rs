@@ -47,12 +47,18 @@ pub struct Mask {
 impl Mask {
     /// A regex mask; fails when the pattern does not compile.
     pub fn regex(pattern: &str, token: &str) -> Result<Self, regex::Error> {
-        Ok(Self { kind: MaskKind::Regex(Regex::new(pattern)?), token: token.to_owned() })
+        Ok(Self {
+            kind: MaskKind::Regex(Regex::new(pattern)?),
+            token: token.to_owned(),
+        })
     }
 
     /// A built-in mask with its replacement token.
     pub fn builtin(kind: MaskKind, token: &str) -> Self {
-        Self { kind, token: token.to_owned() }
+        Self {
+            kind,
+            token: token.to_owned(),
+        }
     }
 
     /// The built-in masks every miner uses unless told otherwise.
@@ -220,7 +226,9 @@ impl Masker {
         let b = tok.as_bytes();
         // Fast path: nothing to mask in a token without digits that cannot be a path.
         let path_like = self.path.is_some() && {
-            let first_sig = b.iter().position(|c| !matches!(c, b'(' | b'[' | b'{' | b'<' | b'"' | b'\''));
+            let first_sig = b
+                .iter()
+                .position(|c| !matches!(c, b'(' | b'[' | b'{' | b'<' | b'"' | b'\''));
             first_sig.is_some_and(|i| matches!(b[i], b'/' | b'~' | b'.'))
         };
         if !path_like && !has_digit {
@@ -229,29 +237,32 @@ impl Masker {
         }
         if path_like
             && let Some(token) = &self.path
-                && let Some((s, e)) = path_span(b) {
-                    out.push_str(&tok[..s]);
-                    out.push_str(token);
-                    out.push_str(&tok[e..]);
-                    return;
-                }
+            && let Some((s, e)) = path_span(b)
+        {
+            out.push_str(&tok[..s]);
+            out.push_str(token);
+            out.push_str(&tok[e..]);
+            return;
+        }
         let n = b.len();
         let mut i = 0;
         let mut copied = 0; // bytes of tok already written to out
         while i < n {
             let c = b[i];
             let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-            if boundary && (c.is_ascii_alphanumeric() || c == b'-' || c == b'+')
-                && let Some((end, token, suffix_from)) = self.match_at(b, i) {
-                    out.push_str(&tok[copied..i]);
-                    out.push_str(token);
-                    if let Some(sf) = suffix_from {
-                        out.push_str(&tok[sf..end]);
-                    }
-                    i = end;
-                    copied = end;
-                    continue;
+            if boundary
+                && (c.is_ascii_alphanumeric() || c == b'-' || c == b'+')
+                && let Some((end, token, suffix_from)) = self.match_at(b, i)
+            {
+                out.push_str(&tok[copied..i]);
+                out.push_str(token);
+                if let Some(sf) = suffix_from {
+                    out.push_str(&tok[sf..end]);
                 }
+                i = end;
+                copied = end;
+                continue;
+            }
             if c.is_ascii_alphanumeric() {
                 // Skip the rest of this alphanumeric run: masks start at boundaries only.
                 while i < n && b[i].is_ascii_alphanumeric() {
@@ -304,7 +315,8 @@ impl Masker {
                 if let Some(e) = match_hex(b, i) {
                     return Some((e, t, None));
                 }
-            } else if h_end - i >= 8 && h_end > d_end && at_end(b, h_end) && b[i..h_end].iter().any(u8::is_ascii_digit) {
+            } else if h_end - i >= 8 && h_end > d_end && at_end(b, h_end) && b[i..h_end].iter().any(u8::is_ascii_digit)
+            {
                 return Some((h_end, t, None));
             }
         }
@@ -442,30 +454,31 @@ fn match_timestamp(b: &[u8], i: usize) -> Option<usize> {
             if n3 == 2 {
                 let mut end = e3;
                 if matches!(b.get(end), Some(b'T' | b'_'))
-                    && let Some(ce) = clock(b, end + 1) {
-                        end = ce;
-                        match b.get(end) {
-                            Some(b'Z') => end += 1,
-                            Some(b'+' | b'-') => {
-                                let (z, nz) = digits(b, end + 1, 2);
-                                if nz == 2 {
-                                    end = z;
-                                    if b.get(end) == Some(&b':') {
-                                        let (z2, nz2) = digits(b, end + 1, 2);
-                                        if nz2 == 2 {
-                                            end = z2;
-                                        }
-                                    } else {
-                                        let (z2, nz2) = digits(b, end, 2);
-                                        if nz2 == 2 {
-                                            end = z2;
-                                        }
+                    && let Some(ce) = clock(b, end + 1)
+                {
+                    end = ce;
+                    match b.get(end) {
+                        Some(b'Z') => end += 1,
+                        Some(b'+' | b'-') => {
+                            let (z, nz) = digits(b, end + 1, 2);
+                            if nz == 2 {
+                                end = z;
+                                if b.get(end) == Some(&b':') {
+                                    let (z2, nz2) = digits(b, end + 1, 2);
+                                    if nz2 == 2 {
+                                        end = z2;
+                                    }
+                                } else {
+                                    let (z2, nz2) = digits(b, end, 2);
+                                    if nz2 == 2 {
+                                        end = z2;
                                     }
                                 }
                             }
-                            _ => {}
                         }
+                        _ => {}
                     }
+                }
                 if at_end(b, end) {
                     return Some(end);
                 }
@@ -538,9 +551,16 @@ fn match_number(b: &[u8], i: usize) -> Option<(usize, Option<usize>)> {
 /// Where a path starts and ends inside a token (after leading brackets and
 /// quotes, before trailing punctuation).
 fn path_span(b: &[u8]) -> Option<(usize, usize)> {
-    let s = b.iter().position(|c| !matches!(c, b'(' | b'[' | b'{' | b'<' | b'"' | b'\''))?;
+    let s = b
+        .iter()
+        .position(|c| !matches!(c, b'(' | b'[' | b'{' | b'<' | b'"' | b'\''))?;
     let mut e = b.len();
-    while e > s && matches!(b[e - 1], b')' | b']' | b'}' | b'>' | b'"' | b'\'' | b',' | b';' | b':' | b'.') {
+    while e > s
+        && matches!(
+            b[e - 1],
+            b')' | b']' | b'}' | b'>' | b'"' | b'\'' | b',' | b';' | b':' | b'.'
+        )
+    {
         e -= 1;
     }
     let core = &b[s..e];
@@ -586,7 +606,10 @@ mod tests {
     fn masks_numbers_and_units() {
         assert_eq!(mask("took 250ms for 3 items"), "took <NUM>ms for <NUM> items");
         assert_eq!(mask("ratio -0.75 and +3 and 1e-9"), "ratio <NUM> and <NUM> and <NUM>");
-        assert_eq!(mask("worker-12 blk_-1608999687919862906 ok"), "worker-<NUM> blk_<NUM> ok");
+        assert_eq!(
+            mask("worker-12 blk_-1608999687919862906 ok"),
+            "worker-<NUM> blk_<NUM> ok"
+        );
         assert_eq!(mask("sha256 utf8 log4j v2"), "sha256 utf8 log4j v2");
         assert_eq!(mask("uid=0 (uid=1000)"), "uid=<NUM> (uid=<NUM>)");
     }
@@ -594,7 +617,10 @@ mod tests {
     #[test]
     fn masks_ids_hex_uuid() {
         assert_eq!(mask("req 550e8400-e29b-41d4-a716-446655440000 done"), "req <UUID> done");
-        assert_eq!(mask("addr 0x7ffd5a3c and deadbeef1234 and cafe"), "addr <HEX> and <HEX> and cafe");
+        assert_eq!(
+            mask("addr 0x7ffd5a3c and deadbeef1234 and cafe"),
+            "addr <HEX> and <HEX> and cafe"
+        );
         assert_eq!(mask("commit 9fceb02d0ae598e95dc970b74767f19372d61af8"), "commit <HEX>");
     }
 
@@ -605,7 +631,10 @@ mod tests {
         assert_eq!(mask("open /var/log/app.log: denied"), "open <PATH>: denied");
         assert_eq!(mask("at ./src/main.rs, ../x/y"), "at <PATH>, <PATH>");
         assert_eq!(mask("root / and /tmp stay"), "root / and /tmp stay");
-        assert_eq!(mask("2024-05-01T10:00:00.123Z started 10:00:01,456"), "<TS> started <TS>");
+        assert_eq!(
+            mask("2024-05-01T10:00:00.123Z started 10:00:01,456"),
+            "<TS> started <TS>"
+        );
         assert_eq!(mask("2024-05-01 10:00:00+02:00 x"), "<TS> <TS>+<NUM>:<NUM> x");
         assert_eq!(mask("on 2024/05/01"), "on <TS>");
     }

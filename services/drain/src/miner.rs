@@ -213,14 +213,23 @@ impl TemplateMiner {
     pub fn add_line(&mut self, line: &str) -> MatchResult {
         let (slot, is_new) = self.ingest(line);
         let t = &self.cluster(slot).t;
-        MatchResult { template_id: t.id, template: t.text.clone(), is_new, count: t.count }
+        MatchResult {
+            template_id: t.id,
+            template: t.text.clone(),
+            is_new,
+            count: t.count,
+        }
     }
 
     /// Mines one line without copying the template text out.
     pub fn add_line_id(&mut self, line: &str) -> LineMatch {
         let (slot, is_new) = self.ingest(line);
         let t = &self.cluster(slot).t;
-        LineMatch { template_id: t.id, is_new, count: t.count }
+        LineMatch {
+            template_id: t.id,
+            is_new,
+            count: t.count,
+        }
     }
 
     /// The template a line would match, without changing the miner.
@@ -229,7 +238,8 @@ impl TemplateMiner {
         let masked = self.masker.apply_regexes(line);
         let mut buf = mem::take(&mut self.buf);
         let mut ends = mem::take(&mut self.ends);
-        self.masker.tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
+        self.masker
+            .tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
         self.mark_variables(&buf, &ends);
         let found = self.search(&buf, &ends);
         self.buf = buf;
@@ -293,7 +303,8 @@ impl TemplateMiner {
         let masked = self.masker.apply_regexes(line);
         let mut buf = mem::take(&mut self.buf);
         let mut ends = mem::take(&mut self.ends);
-        self.masker.tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
+        self.masker
+            .tokenize(&masked, self.config.max_tokens, &mut buf, &mut ends);
         self.mark_variables(&buf, &ends);
         let out = match self.search(&buf, &ends) {
             Some((slot, differs)) => {
@@ -351,7 +362,11 @@ impl TemplateMiner {
             let c = self.cluster(slot);
             let sim = similarity(c, buf, ends, &self.vars);
             let compared = n - sim.skipped;
-            let ratio = if compared == 0 { 1.0 } else { sim.same as f64 / compared as f64 };
+            let ratio = if compared == 0 {
+                1.0
+            } else {
+                sim.same as f64 / compared as f64
+            };
             if ratio > best_sim || (ratio == best_sim && sim.params > best_params) {
                 best_sim = ratio;
                 best_params = sim.params;
@@ -410,7 +425,12 @@ impl TemplateMiner {
         };
         self.nodes[leaf as usize].clusters.push(slot);
         self.slots[slot as usize] = Some(Cluster {
-            t: Template { id, text, count, last_seen },
+            t: Template {
+                id,
+                text,
+                count,
+                last_seen,
+            },
             ends,
             leaf,
             prev: NIL,
@@ -476,7 +496,11 @@ impl TemplateMiner {
             let has_wild = children.contains_key(WILDCARD);
             let len = children.len();
             let literal = !tok.bytes().any(|b| b.is_ascii_digit())
-                && if has_wild { len < max_children } else { len + 1 < max_children };
+                && if has_wild {
+                    len < max_children
+                } else {
+                    len + 1 < max_children
+                };
             node = self.child(node, if literal { tok } else { WILDCARD });
         }
         node
@@ -675,7 +699,12 @@ struct Similarity {
 fn similarity(c: &Cluster, buf: &str, ends: &[u32], vars: &[bool]) -> Similarity {
     let tb = c.t.text.as_bytes();
     let lb = buf.as_bytes();
-    let mut sim = Similarity { same: 0, params: 0, skipped: 0, differs: false };
+    let mut sim = Similarity {
+        same: 0,
+        params: 0,
+        skipped: 0,
+        differs: false,
+    };
     let mut ts = 0usize;
     let mut ls = 0usize;
     for (i, (&te, &le)) in c.ends.iter().zip(ends).enumerate() {
@@ -748,7 +777,10 @@ mod tests {
         assert_ne!(c.template_id, a.template_id);
         assert_eq!(m.len(), 2);
         assert_eq!(m.get(a.template_id).map(|t| t.count), Some(2));
-        assert_eq!(m.match_line("Connection to x timed out after 1 ms").map(|t| t.id), Some(a.template_id));
+        assert_eq!(
+            m.match_line("Connection to x timed out after 1 ms").map(|t| t.id),
+            Some(a.template_id)
+        );
         assert_eq!(m.lines_seen(), 3);
     }
 
@@ -777,7 +809,10 @@ mod tests {
         assert_eq!(ids[0], ids[1]);
         assert_ne!(ids[1], ids[2]);
         // Drain's similarity counts the identical `<IP>:` and `<NUM>:` as matches: 5/8 >= 0.6.
-        let mut classic = TemplateMiner::new(MinerConfig { drain_similarity: true, ..MinerConfig::default() });
+        let mut classic = TemplateMiner::new(MinerConfig {
+            drain_similarity: true,
+            ..MinerConfig::default()
+        });
         let ids: Vec<u64> = lines.iter().map(|l| classic.add_line(l).template_id).collect();
         assert_eq!(ids[0], ids[2]);
     }
@@ -785,7 +820,10 @@ mod tests {
     #[test]
     fn lines_of_mostly_masked_tokens_merge() {
         let cfg = MinerConfig {
-            masks: vec![Mask::regex(r"blk_-?\d+", "<*>").unwrap(), Mask::builtin(MaskKind::Ip, "<IP>")],
+            masks: vec![
+                Mask::regex(r"blk_-?\d+", "<*>").unwrap(),
+                Mask::builtin(MaskKind::Ip, "<IP>"),
+            ],
             ..MinerConfig::default()
         };
         let mut m = TemplateMiner::new(cfg);
@@ -798,7 +836,10 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_never_reused() {
-        let mut m = TemplateMiner::new(MinerConfig { max_clusters: 2, ..MinerConfig::default() });
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_clusters: 2,
+            ..MinerConfig::default()
+        });
         let a = m.add_line("alpha one").template_id;
         let b = m.add_line("beta two three").template_id;
         assert_eq!(m.add_line("alpha one").template_id, a);
@@ -812,7 +853,10 @@ mod tests {
 
     #[test]
     fn lru_eviction_keeps_recently_seen() {
-        let mut m = TemplateMiner::new(MinerConfig { max_clusters: 3, ..MinerConfig::default() });
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_clusters: 3,
+            ..MinerConfig::default()
+        });
         let hot = m.add_line("heartbeat ok").template_id;
         for w in ["one", "two", "three", "four", "five"] {
             m.add_line(&format!("unique {w} {w} {w}"));
@@ -825,14 +869,19 @@ mod tests {
 
     #[test]
     fn storm_of_unique_lines_is_bounded() {
-        let mut m = TemplateMiner::new(MinerConfig { max_clusters: 500, ..MinerConfig::default() });
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_clusters: 500,
+            ..MinerConfig::default()
+        });
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut word = || {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
             let n = rng;
-            (0..6).map(|i| (b'a' + ((n >> (i * 5)) % 26) as u8) as char).collect::<String>()
+            (0..6)
+                .map(|i| (b'a' + ((n >> (i * 5)) % 26) as u8) as char)
+                .collect::<String>()
         };
         let mut peak_nodes = 0;
         for i in 0..30_000 {
@@ -870,7 +919,14 @@ mod tests {
         let new = r.add_line("a completely different line");
         assert!(new.template_id > b.template_id);
         // Restoring into a smaller cap keeps the most recently seen templates.
-        let r2 = TemplateMiner::restore(&r.snapshot(), MinerConfig { max_clusters: 2, ..MinerConfig::default() }).unwrap();
+        let r2 = TemplateMiner::restore(
+            &r.snapshot(),
+            MinerConfig {
+                max_clusters: 2,
+                ..MinerConfig::default()
+            },
+        )
+        .unwrap();
         assert_eq!(r2.len(), 2);
         assert!(r2.get(b.template_id).is_none());
         // Ids continue after restore even when the newest template was evicted before the snapshot.
@@ -882,38 +938,62 @@ mod tests {
     fn restore_with_another_depth_rebuilds_the_tree() {
         let mut m = miner();
         let a = m.add_line("Connection to db1 timed out after 30 ms").template_id;
-        let cfg = MinerConfig { depth: 6, ..MinerConfig::default() };
+        let cfg = MinerConfig {
+            depth: 6,
+            ..MinerConfig::default()
+        };
         let mut r = TemplateMiner::restore(&m.snapshot(), cfg).unwrap();
         assert_eq!(r.add_line("Connection to db1 timed out after 45 ms").template_id, a);
     }
 
     #[test]
     fn restore_rejects_bad_snapshots() {
-        assert!(matches!(TemplateMiner::restore(b"not json", MinerConfig::default()), Err(Error::Json(_))));
+        assert!(matches!(
+            TemplateMiner::restore(b"not json", MinerConfig::default()),
+            Err(Error::Json(_))
+        ));
         let bad = br#"{"version":99,"depth":4,"next_id":1,"seq":0,"clusters":[]}"#;
-        assert!(matches!(TemplateMiner::restore(bad, MinerConfig::default()), Err(Error::Version(99))));
+        assert!(matches!(
+            TemplateMiner::restore(bad, MinerConfig::default()),
+            Err(Error::Version(99))
+        ));
         let dup = br#"{"version":1,"depth":4,"next_id":3,"seq":2,"clusters":[
             {"id":1,"count":1,"last_seen":1,"tokens":["a"],"path":["a"]},
             {"id":1,"count":1,"last_seen":2,"tokens":["b"],"path":["b"]}]}"#;
-        assert!(matches!(TemplateMiner::restore(dup, MinerConfig::default()), Err(Error::Invalid(_))));
+        assert!(matches!(
+            TemplateMiner::restore(dup, MinerConfig::default()),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]
     fn regex_masks_make_wildcards() {
         let cfg = MinerConfig {
-            masks: vec![Mask::regex(r"blk_-?\d+", "<*>").unwrap(), Mask::builtin(MaskKind::Number, "<NUM>")],
+            masks: vec![
+                Mask::regex(r"blk_-?\d+", "<*>").unwrap(),
+                Mask::builtin(MaskKind::Number, "<NUM>"),
+            ],
             ..MinerConfig::default()
         };
         let mut m = TemplateMiner::new(cfg);
         let a = m.add_line("Verification succeeded for blk_-42");
         assert_eq!(a.template, "Verification succeeded for <*>");
-        assert_eq!(m.add_line("Verification succeeded for blk_77").template_id, a.template_id);
+        assert_eq!(
+            m.add_line("Verification succeeded for blk_77").template_id,
+            a.template_id
+        );
     }
 
     #[test]
     fn garbage_huge_lines_and_many_tokens_do_not_panic() {
-        let mut m = TemplateMiner::new(MinerConfig { max_line_len: 10_000, max_tokens: 64, ..MinerConfig::default() });
-        let garbage: String = (0u32..5000).filter_map(|i| char::from_u32((i * 7919) % 0x11_0000)).collect();
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_line_len: 10_000,
+            max_tokens: 64,
+            ..MinerConfig::default()
+        });
+        let garbage: String = (0u32..5000)
+            .filter_map(|i| char::from_u32((i * 7919) % 0x11_0000))
+            .collect();
         m.add_line(&garbage);
         m.add_line("");
         m.add_line("   \t  ");
@@ -937,7 +1017,10 @@ mod tests {
 
     #[test]
     fn random_bytes_do_not_panic() {
-        let mut m = TemplateMiner::new(MinerConfig { max_clusters: 200, ..MinerConfig::default() });
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_clusters: 200,
+            ..MinerConfig::default()
+        });
         let mut rng = 0x1234_5678_9abc_def1u64;
         let alphabet: &[u8] = b"0123456789abcdefx.:-+/<>*[]()_ =\t\xc3\xa9\xff\x00";
         for _ in 0..20_000 {
@@ -961,7 +1044,10 @@ mod tests {
 
     #[test]
     fn max_children_routes_extra_tokens_to_wildcard() {
-        let mut m = TemplateMiner::new(MinerConfig { max_children: 3, ..MinerConfig::default() });
+        let mut m = TemplateMiner::new(MinerConfig {
+            max_children: 3,
+            ..MinerConfig::default()
+        });
         for w in ["apple", "banana", "cherry", "damson", "elder"] {
             m.add_line(&format!("{w} is ripe today"));
         }

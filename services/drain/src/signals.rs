@@ -203,7 +203,11 @@ fn clip(s: &str, max: usize) -> String {
 impl LogSignals {
     /// A detector with no service seen yet.
     pub fn new(config: SignalConfig) -> Self {
-        Self { config, services: HashMap::new(), clock: 0 }
+        Self {
+            config,
+            services: HashMap::new(),
+            clock: 0,
+        }
     }
 
     /// The miner of a service, if it has one.
@@ -259,7 +263,11 @@ impl LogSignals {
                 service: service.to_owned(),
                 kind: SignalKind::NewTemplate,
                 template_id: m.template_id,
-                template: model.miner.get(m.template_id).map(|t| t.text.clone()).unwrap_or_default(),
+                template: model
+                    .miner
+                    .get(m.template_id)
+                    .map(|t| t.text.clone())
+                    .unwrap_or_default(),
                 level,
                 examples: vec![clip(line, cfg.max_example_len)],
                 window_count: 1,
@@ -282,7 +290,12 @@ impl LogSignals {
     }
 
     fn drop_idlest(&mut self) {
-        if let Some(name) = self.services.iter().min_by_key(|(_, m)| m.last_active).map(|(n, _)| n.clone()) {
+        if let Some(name) = self
+            .services
+            .iter()
+            .min_by_key(|(_, m)| m.last_active)
+            .map(|(n, _)| n.clone())
+        {
             self.services.remove(&name);
         }
     }
@@ -323,7 +336,16 @@ impl LogSignals {
                     window: st
                         .window
                         .into_iter()
-                        .map(|(id, count, level)| (id, WindowStat { count, level, examples: Vec::new() }))
+                        .map(|(id, count, level)| {
+                            (
+                                id,
+                                WindowStat {
+                                    count,
+                                    level,
+                                    examples: Vec::new(),
+                                },
+                            )
+                        })
                         .collect(),
                     rates: st.rates.into_iter().collect(),
                 },
@@ -376,7 +398,11 @@ fn close_windows(cfg: &SignalConfig, service: &str, model: &mut ServiceModel, no
     let empty_after = closed.saturating_sub(1).min(1000) as i32;
     for (id, rate) in &mut model.rates {
         let c = window.get(id).map_or(0.0, |s| s.count as f64);
-        rate.baseline = if rate.windows == 0 { c } else { alpha * c + (1.0 - alpha) * rate.baseline };
+        rate.baseline = if rate.windows == 0 {
+            c
+        } else {
+            alpha * c + (1.0 - alpha) * rate.baseline
+        };
         rate.baseline *= (1.0 - alpha).powi(empty_after);
         rate.windows = rate.windows.saturating_add(u32::try_from(closed).unwrap_or(u32::MAX));
     }
@@ -404,7 +430,11 @@ mod tests {
     use super::*;
 
     fn cfg() -> SignalConfig {
-        SignalConfig { warmup_lines: 5, window_ms: 1000, ..SignalConfig::default() }
+        SignalConfig {
+            warmup_lines: 5,
+            window_ms: 1000,
+            ..SignalConfig::default()
+        }
     }
 
     #[test]
@@ -424,13 +454,28 @@ mod tests {
         let mut s = LogSignals::new(cfg());
         // Warm-up: everything is new, nothing is reported.
         for i in 0..5 {
-            assert!(s.observe("api", 10, None, &format!("ERROR boot step {i} failed shape{i} x{i}")).is_empty());
+            assert!(
+                s.observe("api", 10, None, &format!("ERROR boot step {i} failed shape{i} x{i}"))
+                    .is_empty()
+            );
         }
         for i in 0..20 {
-            assert!(s.observe("api", 20, Some(Level::Info), &format!("served request {i} in {i} ms")).len() <= 1);
+            assert!(
+                s.observe("api", 20, Some(Level::Info), &format!("served request {i} in {i} ms"))
+                    .len()
+                    <= 1
+            );
         }
-        assert!(s.observe("api", 30, Some(Level::Info), "cache warmed with all entries").is_empty());
-        let ev = s.observe("api", 40, None, "2024-05-01 ERROR pricing: Division by zero in compute_discount for order 42");
+        assert!(
+            s.observe("api", 30, Some(Level::Info), "cache warmed with all entries")
+                .is_empty()
+        );
+        let ev = s.observe(
+            "api",
+            40,
+            None,
+            "2024-05-01 ERROR pricing: Division by zero in compute_discount for order 42",
+        );
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].kind, SignalKind::NewTemplate);
         assert_eq!(ev[0].level, Some(Level::Error));
@@ -438,16 +483,34 @@ mod tests {
         assert!(ev[0].template.contains("Division by zero"));
         assert_eq!(ev[0].examples.len(), 1);
         // The same template again is not new.
-        let ev = s.observe("api", 50, None, "2024-05-01 ERROR pricing: Division by zero in compute_discount for order 7");
+        let ev = s.observe(
+            "api",
+            50,
+            None,
+            "2024-05-01 ERROR pricing: Division by zero in compute_discount for order 7",
+        );
         assert!(ev.is_empty());
         // Another service has its own model (and its own warm-up).
-        assert!(s.observe("web", 50, None, "ERROR Division by zero in compute_discount for order 9").is_empty());
+        assert!(
+            s.observe(
+                "web",
+                50,
+                None,
+                "ERROR Division by zero in compute_discount for order 9"
+            )
+            .is_empty()
+        );
         assert!(s.miner("web").is_some());
     }
 
     fn feed(s: &mut LogSignals, window: u64, n: u64) {
         for i in 0..n {
-            s.observe("api", window * 1000 + i % 1000, Some(Level::Info), &format!("GET /items/{i} returned 200"));
+            s.observe(
+                "api",
+                window * 1000 + i % 1000,
+                Some(Level::Info),
+                &format!("GET /items/{i} returned 200"),
+            );
         }
     }
 
@@ -465,7 +528,11 @@ mod tests {
         let surge: Vec<_> = ev.iter().filter(|e| e.kind == SignalKind::RateSurge).collect();
         assert_eq!(surge.len(), 1, "{ev:?}");
         assert_eq!(surge[0].window_count, 200);
-        assert!(surge[0].baseline > 5.0 && surge[0].baseline < 15.0, "{}", surge[0].baseline);
+        assert!(
+            surge[0].baseline > 5.0 && surge[0].baseline < 15.0,
+            "{}",
+            surge[0].baseline
+        );
         assert_eq!(surge[0].examples.len(), 3);
         assert_eq!(surge[0].window_start_ms, 6000);
         assert!(surge[0].total_count >= 260);
@@ -501,13 +568,20 @@ mod tests {
         assert_eq!(before, after);
         feed(&mut r, 6, 200);
         let ev = r.flush(7000);
-        assert_eq!(ev.iter().filter(|e| e.kind == SignalKind::RateSurge).count(), 1, "{ev:?}");
+        assert_eq!(
+            ev.iter().filter(|e| e.kind == SignalKind::RateSurge).count(),
+            1,
+            "{ev:?}"
+        );
         assert!(LogSignals::restore(b"{}", cfg()).is_err());
     }
 
     #[test]
     fn services_are_bounded() {
-        let mut s = LogSignals::new(SignalConfig { max_services: 3, ..cfg() });
+        let mut s = LogSignals::new(SignalConfig {
+            max_services: 3,
+            ..cfg()
+        });
         for i in 0..10 {
             s.observe(&format!("svc{i}"), 0, None, "hello");
         }

@@ -112,7 +112,12 @@ impl Codec {
             .no_proxy()
             .build()
             .map_err(|e| CodecError::Registry(e.to_string()))?;
-        Ok(Codec { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?), url, http })
+        Ok(Codec {
+            encoder: AvroEncoder::new(settings()?),
+            decoder: AvroDecoder::new(settings()?),
+            url,
+            http,
+        })
     }
 
     /// The registry URL.
@@ -141,11 +146,18 @@ impl Codec {
     /// Encodes the key of a record type: a `ServiceKey` for telemetry, an `IncidentKey` after it.
     pub async fn encode_key<R: Record>(&self, topic: &str, key: &str) -> Result<Vec<u8>, CodecError> {
         let (schema, value): (Schema, serde_json::Value) = if R::TOPIC == crate::topics::TELEMETRY_RAW {
-            (<crate::ServiceKey as apache_avro::AvroSchema>::get_schema(), serde_json::json!({"service": key}))
+            (
+                <crate::ServiceKey as apache_avro::AvroSchema>::get_schema(),
+                serde_json::json!({"service": key}),
+            )
         } else {
-            (<crate::IncidentKey as apache_avro::AvroSchema>::get_schema(), serde_json::json!({"incident_id": key}))
+            (
+                <crate::IncidentKey as apache_avro::AvroSchema>::get_schema(),
+                serde_json::json!({"incident_id": key}),
+            )
         };
-        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), true, get_supplied_schema(&schema));
+        let strategy =
+            SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), true, get_supplied_schema(&schema));
         self.encoder.encode_struct(value, &strategy).await.map_err(from_src)
     }
 
@@ -180,18 +192,27 @@ impl Codec {
         if let Some(registered) = self.latest_schema(&subject).await? {
             // BACKWARD: consumers on the new schema must read data written with the old one.
             if let Err(e) = SchemaCompatibility::can_read(&registered, &schema) {
-                return Err(CodecError::Incompatible { subject, reason: e.to_string() });
+                return Err(CodecError::Incompatible {
+                    subject,
+                    reason: e.to_string(),
+                });
             }
         }
         let strategy =
             SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), false, get_supplied_schema(&schema));
-        self.encoder.get_schema_and_id(&subject, strategy).await.map(|s| s.id).map_err(|e| {
-            let err = from_src(e);
-            match err {
-                CodecError::Registry(reason) if reason.contains("409") => CodecError::Incompatible { subject, reason },
-                other => other,
-            }
-        })
+        self.encoder
+            .get_schema_and_id(&subject, strategy)
+            .await
+            .map(|s| s.id)
+            .map_err(|e| {
+                let err = from_src(e);
+                match err {
+                    CodecError::Registry(reason) if reason.contains("409") => {
+                        CodecError::Incompatible { subject, reason }
+                    }
+                    other => other,
+                }
+            })
     }
 
     /// Sets BACKWARD compatibility on a subject.
@@ -211,13 +232,20 @@ impl Codec {
     /// The latest schema registered under a subject, if any.
     pub async fn latest_schema(&self, subject: &str) -> Result<Option<Schema>, CodecError> {
         let url = format!("{}/subjects/{}/versions/latest", self.url, subject);
-        let resp = self.http.get(url).send().await.map_err(|e| CodecError::RegistryUnavailable(e.to_string()))?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| CodecError::RegistryUnavailable(e.to_string()))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         status_ok(resp.status(), "GET /subjects/../versions/latest")?;
         let latest: LatestSchema = resp.json().await.map_err(|e| CodecError::Registry(e.to_string()))?;
-        Schema::parse_str(&latest.schema).map(Some).map_err(|e| CodecError::Registry(e.to_string()))
+        Schema::parse_str(&latest.schema)
+            .map(Some)
+            .map_err(|e| CodecError::Registry(e.to_string()))
     }
 }
 
@@ -237,10 +265,16 @@ pub fn check_wire_format(bytes: &[u8]) -> Result<(), CodecError> {
         return Err(CodecError::TooLarge(bytes.len()));
     }
     if bytes.len() < 5 {
-        return Err(CodecError::NotWireFormat(format!("{} bytes, need at least 5", bytes.len())));
+        return Err(CodecError::NotWireFormat(format!(
+            "{} bytes, need at least 5",
+            bytes.len()
+        )));
     }
     if bytes[0] != 0 {
-        return Err(CodecError::NotWireFormat(format!("magic byte is {:#04x}, expected 0x00", bytes[0])));
+        return Err(CodecError::NotWireFormat(format!(
+            "magic byte is {:#04x}, expected 0x00",
+            bytes[0]
+        )));
     }
     Ok(())
 }
@@ -252,7 +286,10 @@ mod tests {
     #[test]
     fn framing_is_checked_before_the_registry() {
         assert!(matches!(check_wire_format(b""), Err(CodecError::NotWireFormat(_))));
-        assert!(matches!(check_wire_format(b"{\"json\":1}"), Err(CodecError::NotWireFormat(_))));
+        assert!(matches!(
+            check_wire_format(b"{\"json\":1}"),
+            Err(CodecError::NotWireFormat(_))
+        ));
         assert!(matches!(check_wire_format(&[0, 0, 0, 0, 1, 2]), Ok(())));
         let big = vec![0u8; MAX_RECORD_BYTES + 1];
         assert!(matches!(check_wire_format(&big), Err(CodecError::TooLarge(_))));

@@ -28,7 +28,11 @@ fn pretty<T: AvroSchema>() -> String {
 }
 
 fn value_file<R: Record>() -> SchemaFile {
-    SchemaFile { name: R::SCHEMA_FILE, subject_suffix: "value", json: pretty::<R>() }
+    SchemaFile {
+        name: R::SCHEMA_FILE,
+        subject_suffix: "value",
+        json: pretty::<R>(),
+    }
 }
 
 /// Every schema the pipeline registers: one per topic value, plus the two key schemas.
@@ -41,8 +45,16 @@ pub fn all() -> Vec<SchemaFile> {
         value_file::<Approval>(),
         value_file::<Rollout>(),
         value_file::<Outcome>(),
-        SchemaFile { name: "service_key", subject_suffix: "key", json: pretty::<ServiceKey>() },
-        SchemaFile { name: "incident_key", subject_suffix: "key", json: pretty::<IncidentKey>() },
+        SchemaFile {
+            name: "service_key",
+            subject_suffix: "key",
+            json: pretty::<ServiceKey>(),
+        },
+        SchemaFile {
+            name: "incident_key",
+            subject_suffix: "key",
+            json: pretty::<IncidentKey>(),
+        },
     ]
 }
 

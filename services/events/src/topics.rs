@@ -16,7 +16,15 @@ pub const ROLLOUTS: &str = "rollouts";
 pub const OUTCOMES: &str = "outcomes";
 
 /// All pipeline topics, in the order records flow through them.
-pub const ALL: [&str; 7] = [TELEMETRY_RAW, ANOMALIES, DIAGNOSES, PATCHES, APPROVALS, ROLLOUTS, OUTCOMES];
+pub const ALL: [&str; 7] = [
+    TELEMETRY_RAW,
+    ANOMALIES,
+    DIAGNOSES,
+    PATCHES,
+    APPROVALS,
+    ROLLOUTS,
+    OUTCOMES,
+];
 
 /// The dead-letter topic of a stage: `<stage>.dlq`.
 pub fn dead_letter_topic(stage: &str) -> String {

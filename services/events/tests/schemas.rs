@@ -29,7 +29,10 @@ fn round_trip<R: Record + PartialEq>(name: &str) {
     let text = std::fs::read_to_string(schema_dir().join("examples").join(format!("{name}.json"))).unwrap();
     let record: R = serde_json::from_str(&text).unwrap_or_else(|e| panic!("examples/{name}.json: {e}"));
     let value = to_value(&record).unwrap();
-    assert!(value.validate(&schema), "examples/{name}.json does not validate against schemas/{name}.avsc");
+    assert!(
+        value.validate(&schema),
+        "examples/{name}.json does not validate against schemas/{name}.avsc"
+    );
     let bytes = to_avro_datum(&schema, value).unwrap();
     let back = from_avro_datum(&schema, &mut bytes.as_slice(), None).unwrap();
     let back: R = apache_avro::from_value(&back).unwrap();
@@ -67,8 +70,14 @@ fn outcome_round_trips() {
 
 #[test]
 fn keys_match_their_files() {
-    assert_eq!(file_schema("service_key").canonical_form(), ServiceKey::get_schema().canonical_form());
-    assert_eq!(file_schema("incident_key").canonical_form(), IncidentKey::get_schema().canonical_form());
+    assert_eq!(
+        file_schema("service_key").canonical_form(),
+        ServiceKey::get_schema().canonical_form()
+    );
+    assert_eq!(
+        file_schema("incident_key").canonical_form(),
+        IncidentKey::get_schema().canonical_form()
+    );
 }
 
 #[test]
@@ -85,7 +94,9 @@ fn every_schema_file_is_generated_from_a_type() {
 #[test]
 fn every_record_past_the_monitor_carries_incident_service_and_fingerprint() {
     for name in ["anomaly", "diagnosis", "patch", "rollout", "outcome"] {
-        let Schema::Record(rec) = file_schema(name) else { panic!("{name} is not a record") };
+        let Schema::Record(rec) = file_schema(name) else {
+            panic!("{name} is not a record")
+        };
         for field in ["incident_id", "service", "fingerprint", "timeline"] {
             assert!(rec.lookup.contains_key(field), "{name} lacks {field}");
         }
@@ -102,7 +113,10 @@ fn a_new_optional_field_is_backward_compatible_and_a_new_required_one_is_not() {
     fields.push(serde_json::json!({"name": "ticket", "type": ["null", "string"], "default": null}));
     let optional = Schema::parse(&json).unwrap();
     assert!(SchemaCompatibility::can_read(&old, &optional).is_ok());
-    json["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "owner", "type": "string"}));
+    json["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "owner", "type": "string"}));
     let required = Schema::parse(&json).unwrap();
     let err = SchemaCompatibility::can_read(&old, &required).unwrap_err().to_string();
     assert!(err.contains("owner"), "the error names the field: {err}");

@@ -28,10 +28,7 @@ pub fn parse_unified_diff(diff: &str) -> Result<Vec<PatchFile>, GovernanceError>
     for (index, raw) in diff.split('\n').enumerate() {
         let number = index + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let error = |message: String| GovernanceError::Diff {
-            line: number,
-            message,
-        };
+        let error = |message: String| GovernanceError::Diff { line: number, message };
 
         if remaining != (0, 0) {
             let Some(pending) = current.as_mut() else {
@@ -40,20 +37,15 @@ pub fn parse_unified_diff(diff: &str) -> Result<Vec<PatchFile>, GovernanceError>
             let file = &mut pending.file;
             match line.as_bytes().first() {
                 Some(b'+') => {
-                    remaining.1 = remaining.1.checked_sub(1).ok_or_else(|| {
-                        error(format!(
-                            "more added lines than the hunk header says in {}",
-                            file.path
-                        ))
-                    })?;
+                    remaining.1 = remaining
+                        .1
+                        .checked_sub(1)
+                        .ok_or_else(|| error(format!("more added lines than the hunk header says in {}", file.path)))?;
                     file.added = file.added.saturating_add(1);
                 }
                 Some(b'-') => {
                     remaining.0 = remaining.0.checked_sub(1).ok_or_else(|| {
-                        error(format!(
-                            "more removed lines than the hunk header says in {}",
-                            file.path
-                        ))
+                        error(format!("more removed lines than the hunk header says in {}", file.path))
                     })?;
                     file.removed = file.removed.saturating_add(1);
                 }
@@ -125,8 +117,7 @@ pub fn parse_unified_diff(diff: &str) -> Result<Vec<PatchFile>, GovernanceError>
                 return Err(error("hunk without a file header".to_string()));
             };
             pending.saw_new_header = true;
-            remaining = hunk_counts(line)
-                .ok_or_else(|| error(format!("malformed hunk header `{line}`")))?;
+            remaining = hunk_counts(line).ok_or_else(|| error(format!("malformed hunk header `{line}`")))?;
         } else if line.starts_with('+') && current.as_ref().is_some_and(|p| p.saw_new_header) {
             // An addition the hunk header did not announce: the counts cannot be trusted.
             return Err(error("added line outside any hunk".to_string()));

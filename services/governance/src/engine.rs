@@ -33,14 +33,8 @@ pub(crate) const EMBEDDED_POLICIES: &[(&str, &str)] = &[
 
 /// The tests of the embedded policies, for [`crate::run_embedded_policy_tests`].
 pub(crate) const EMBEDDED_POLICY_TESTS: &[(&str, &str)] = &[
-    (
-        "deploy_test.rego",
-        include_str!("../../../policies/deploy_test.rego"),
-    ),
-    (
-        "patch_test.rego",
-        include_str!("../../../policies/patch_test.rego"),
-    ),
+    ("deploy_test.rego", include_str!("../../../policies/deploy_test.rego")),
+    ("patch_test.rego", include_str!("../../../policies/patch_test.rego")),
 ];
 
 /// One Rego file: the name errors and the digest use, and its text.
@@ -97,9 +91,7 @@ impl PolicyEngine {
     }
 
     /// Loads the given policies; they must define the `selfheal.patch` and `selfheal.deploy` packages.
-    pub fn from_sources(
-        sources: impl IntoIterator<Item = PolicySource>,
-    ) -> Result<Self, GovernanceError> {
+    pub fn from_sources(sources: impl IntoIterator<Item = PolicySource>) -> Result<Self, GovernanceError> {
         let mut sources: Vec<PolicySource> = sources.into_iter().collect();
         sources.sort_by(|a, b| digest_name(&a.name).cmp(digest_name(&b.name)));
         let mut engine = new_engine(&sources)?;
@@ -160,9 +152,7 @@ impl PolicyEngine {
             serde_json::Value::Object(fields) => fields,
             other => return Err(unexpected(DEPLOY_DECISION_RULE, "an object", &other)),
         };
-        let deny = decision
-            .remove("deny")
-            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        let deny = decision.remove("deny").unwrap_or(serde_json::Value::Array(Vec::new()));
         let violations = string_set(DEPLOY_DECISION_RULE, deny)?;
         let allow_auto_approval = match decision.remove("allow_auto_approval") {
             Some(serde_json::Value::Bool(flag)) => flag,
@@ -185,11 +175,7 @@ impl PolicyEngine {
     }
 
     /// Evaluates `rule` against `input` on a clone of the prepared engine.
-    fn evaluate(
-        &self,
-        input: serde_json::Value,
-        rule: &str,
-    ) -> Result<serde_json::Value, GovernanceError> {
+    fn evaluate(&self, input: serde_json::Value, rule: &str) -> Result<serde_json::Value, GovernanceError> {
         let mut engine = self.engine.clone();
         engine.set_input(Value::from(input));
         let value = engine
@@ -326,9 +312,5 @@ fn digest(sources: &[PolicySource]) -> String {
         hasher.update(source.text.as_bytes());
         hasher.update([0]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }

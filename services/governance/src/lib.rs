@@ -34,8 +34,7 @@ mod policy_tests;
 pub use deploy::{Approval, ApprovalMode, Autonomy, DeployInput, DeployVerdict};
 pub use diff::parse_unified_diff;
 pub use engine::{
-    DEPLOY_DECISION_RULE, DEPLOY_RULES_RULE, PATCH_DENY_RULE, PATCH_RULES_RULE, PolicyEngine,
-    PolicySource, TEST_SUFFIX,
+    DEPLOY_DECISION_RULE, DEPLOY_RULES_RULE, PATCH_DENY_RULE, PATCH_RULES_RULE, PolicyEngine, PolicySource, TEST_SUFFIX,
 };
 pub use error::GovernanceError;
 pub use patch::{DEFAULT_MAX_DIFF_LINES, PatchFile, PatchInput, PatchOrigin, Validation, Verdict};

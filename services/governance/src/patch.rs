@@ -129,14 +129,10 @@ impl PatchInput {
         strategy: impl Into<String>,
         origin: PatchOrigin,
     ) -> Result<Self, GovernanceError> {
-        Ok(PatchInput::from_unified_diff(
-            entry.name.clone(),
-            entry.source_root.clone(),
-            diff,
-            strategy,
-            origin,
-        )?
-        .with_limits(entry.max_diff_lines, entry.protected_globs.clone()))
+        Ok(
+            PatchInput::from_unified_diff(entry.name.clone(), entry.source_root.clone(), diff, strategy, origin)?
+                .with_limits(entry.max_diff_lines, entry.protected_globs.clone()),
+        )
     }
 
     /// Sets what the sandbox proved.

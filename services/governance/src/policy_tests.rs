@@ -7,9 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::engine::{
-    EMBEDDED_POLICIES, EMBEDDED_POLICY_TESTS, PolicySource, new_engine, read_source, rego_files,
-};
+use crate::engine::{EMBEDDED_POLICIES, EMBEDDED_POLICY_TESTS, PolicySource, new_engine, read_source, rego_files};
 use crate::error::GovernanceError;
 
 /// The result of one `test_*` rule.
@@ -52,10 +50,7 @@ pub fn run_embedded_policy_tests() -> Result<Vec<PolicyTestResult>, GovernanceEr
     run(embedded(EMBEDDED_POLICIES), embedded(EMBEDDED_POLICY_TESTS))
 }
 
-fn run(
-    policies: Vec<PolicySource>,
-    tests: Vec<PolicySource>,
-) -> Result<Vec<PolicyTestResult>, GovernanceError> {
+fn run(policies: Vec<PolicySource>, tests: Vec<PolicySource>) -> Result<Vec<PolicyTestResult>, GovernanceError> {
     let mut all = policies;
     all.extend(tests.iter().cloned());
     let engine = new_engine(&all)?;

@@ -199,10 +199,7 @@ impl FixAggregate {
     /// last one tried, because a reused diff should be one that worked.
     pub fn to_known_fix(&self) -> KnownFix {
         let (incident, diff) = if self.last_healed_incident_id.is_some() {
-            (
-                self.last_healed_incident_id.clone(),
-                self.last_healed_diff.clone(),
-            )
+            (self.last_healed_incident_id.clone(), self.last_healed_diff.clone())
         } else {
             (self.last_incident_id.clone(), self.last_diff.clone())
         };

@@ -115,22 +115,10 @@ impl Learner {
         // Aggregates touched, by key; the old contribution is removed before the new one is added.
         let mut changed: BTreeMap<(String, String), FixAggregate> = BTreeMap::new();
         if let Some(old) = previous.as_ref().and_then(aggregate::contribution) {
-            aggregate_for(
-                store.as_ref(),
-                &mut changed,
-                &old.fingerprint,
-                &old.strategy,
-            )?
-            .remove(&old);
+            aggregate_for(store.as_ref(), &mut changed, &old.fingerprint, &old.strategy)?.remove(&old);
         }
         if let Some(new) = aggregate::contribution(outcome) {
-            aggregate_for(
-                store.as_ref(),
-                &mut changed,
-                &new.fingerprint,
-                &new.strategy,
-            )?
-            .add(&new);
+            aggregate_for(store.as_ref(), &mut changed, &new.fingerprint, &new.strategy)?.add(&new);
         }
         let changed: Vec<FixAggregate> = changed.into_values().collect();
         store.commit(outcome, &changed)?;
@@ -206,11 +194,7 @@ impl Stage for Learner {
         "learner"
     }
 
-    async fn process(
-        &self,
-        input: Outcome,
-        ctx: &RecordContext,
-    ) -> Result<Vec<Outcome>, StageError> {
+    async fn process(&self, input: Outcome, ctx: &RecordContext) -> Result<Vec<Outcome>, StageError> {
         let learner = self.clone();
         let incident = input.incident_id.clone();
         // RocksDB calls block (a synced write); keep them off the async workers.

@@ -41,8 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    let learner = Learner::open(&args.db_path)
-        .with_context(|| format!("opening {}", args.db_path.display()))?;
+    let learner = Learner::open(&args.db_path).with_context(|| format!("opening {}", args.db_path.display()))?;
     let api = serve(
         args.api_addr,
         learner.router(health.clone(), metrics.clone()),

@@ -59,9 +59,7 @@ pub struct RocksStore {
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksStore")
-            .field("path", &self.db.path())
-            .finish()
+        f.debug_struct("RocksStore").field("path", &self.db.path()).finish()
     }
 }
 
@@ -81,20 +79,15 @@ impl RocksStore {
         Ok(RocksStore { db })
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, LearnerError> {
+    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LearnerError> {
         match self.db.get(key.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| LearnerError::Corrupt {
-                        key: key.to_string(),
-                        message: e.to_string(),
-                    })
-            }
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| LearnerError::Corrupt {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                }),
         }
     }
 
@@ -108,11 +101,10 @@ impl RocksStore {
             if !key.starts_with(prefix.as_bytes()) {
                 break;
             }
-            let agg: FixAggregate =
-                serde_json::from_slice(&value).map_err(|e| LearnerError::Corrupt {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    message: e.to_string(),
-                })?;
+            let agg: FixAggregate = serde_json::from_slice(&value).map_err(|e| LearnerError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                message: e.to_string(),
+            })?;
             out.push(agg);
         }
         Ok(out)
@@ -142,15 +134,9 @@ impl KnowledgeStore for RocksStore {
 
     fn commit(&self, outcome: &Outcome, changed: &[FixAggregate]) -> Result<(), LearnerError> {
         let mut batch = WriteBatch::default();
-        batch.put(
-            outcome_key(&outcome.incident_id).as_bytes(),
-            to_json(outcome)?,
-        );
+        batch.put(outcome_key(&outcome.incident_id).as_bytes(), to_json(outcome)?);
         for agg in changed {
-            batch.put(
-                fix_key(&agg.fingerprint, &agg.strategy).as_bytes(),
-                to_json(agg)?,
-            );
+            batch.put(fix_key(&agg.fingerprint, &agg.strategy).as_bytes(), to_json(agg)?);
         }
         // Synced: the runner stores the Kafka offset right after this returns, so the
         // outcome must be on disk, not only in the page cache.

@@ -9,13 +9,7 @@ use tower::ServiceExt;
 
 use super::*;
 
-fn outcome(
-    incident: &str,
-    fingerprint: &str,
-    strategy: &str,
-    status: OutcomeStatus,
-    outcome_ms: i64,
-) -> Outcome {
+fn outcome(incident: &str, fingerprint: &str, strategy: &str, status: OutcomeStatus, outcome_ms: i64) -> Outcome {
     let mut o = examples::outcome();
     o.incident_id = incident.to_string();
     o.fingerprint = fingerprint.to_string();
@@ -46,10 +40,7 @@ fn stores_the_example_outcome() {
     assert_eq!((f.healed, f.attempts), (1, 1));
     assert_eq!(f.median_heal_secs, Some(26.0));
     assert_eq!(f.last_incident_id.as_deref(), Some(o.incident_id.as_str()));
-    assert_eq!(
-        f.last_diff.as_deref(),
-        Some(o.fix.as_ref().unwrap().diff.as_str())
-    );
+    assert_eq!(f.last_diff.as_deref(), Some(o.fix.as_ref().unwrap().diff.as_str()));
     assert_eq!(learner.outcome(&o.incident_id).unwrap(), Some(o));
     assert!(learner.fixes_for("unknown").is_empty());
 }
@@ -79,10 +70,7 @@ fn corrected_outcome_replaces_the_old_contribution() {
     let f = &learner.fixes_for("fp")[0];
     assert_eq!((f.healed, f.attempts), (0, 1));
     assert_eq!(f.median_heal_secs, None);
-    assert_eq!(
-        learner.outcome("i1").unwrap().unwrap().status,
-        OutcomeStatus::Recurred
-    );
+    assert_eq!(learner.outcome("i1").unwrap().unwrap().status, OutcomeStatus::Recurred);
 }
 
 #[test]
@@ -151,13 +139,7 @@ fn the_last_diff_offered_is_the_last_that_healed() {
         .record(&outcome("good", "fp", "s", OutcomeStatus::Healed, 100_000))
         .unwrap();
     learner
-        .record(&outcome(
-            "later-bad",
-            "fp",
-            "s",
-            OutcomeStatus::RolledBack,
-            200_000,
-        ))
+        .record(&outcome("later-bad", "fp", "s", OutcomeStatus::RolledBack, 200_000))
         .unwrap();
     let f = &learner.fixes_for("fp")[0];
     assert_eq!(f.last_incident_id.as_deref(), Some("good"));
@@ -183,10 +165,7 @@ async fn stage_returns_no_records_and_maps_invalid_to_dead_letter() {
     assert_eq!(learner.fixes_for(&examples::outcome().fingerprint).len(), 1);
     let mut bad = examples::outcome();
     bad.incident_id = " ".into();
-    assert!(matches!(
-        learner.process(bad, &ctx).await,
-        Err(StageError::Invalid(_))
-    ));
+    assert!(matches!(learner.process(bad, &ctx).await, Err(StageError::Invalid(_))));
 }
 
 async fn get(router: axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -195,9 +174,7 @@ async fn get(router: axum::Router, uri: &str) -> (StatusCode, serde_json::Value)
         .await
         .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
@@ -209,13 +186,7 @@ async fn http_api_answers_fixes_and_outcomes() {
     let o = examples::outcome();
     learner.record(&o).unwrap();
     learner
-        .record(&outcome(
-            "i2",
-            "other-fp",
-            "s",
-            OutcomeStatus::RolledBack,
-            5_000,
-        ))
+        .record(&outcome("i2", "other-fp", "s", OutcomeStatus::RolledBack, 5_000))
         .unwrap();
     let router = learner.router(Health::new(), Metrics::shared());
 
@@ -228,19 +199,12 @@ async fn http_api_answers_fixes_and_outcomes() {
 
     let (status, body) = get(router.clone(), "/v1/fixes/never-seen").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body,
-        serde_json::json!({"fingerprint": "never-seen", "fixes": []})
-    );
+    assert_eq!(body, serde_json::json!({"fingerprint": "never-seen", "fixes": []}));
 
     let (status, body) = get(router.clone(), "/v1/fixes").await;
     assert_eq!(status, StatusCode::OK);
     let all: AllFixes = serde_json::from_value(body).unwrap();
-    let fps: Vec<&str> = all
-        .fingerprints
-        .iter()
-        .map(|f| f.fingerprint.as_str())
-        .collect();
+    let fps: Vec<&str> = all.fingerprints.iter().map(|f| f.fingerprint.as_str()).collect();
     assert_eq!(fps, [o.fingerprint.as_str(), "other-fp"]);
 
     let (status, body) = get(router.clone(), &format!("/v1/outcomes/{}", o.incident_id)).await;

@@ -55,16 +55,10 @@ async fn outcomes_on_the_topic_are_learned_once() {
     let mut second: Outcome = examples::outcome();
     second.incident_id = "second-incident".into();
     for o in [&first, &first, &second] {
-        publisher
-            .publish(topics::OUTCOMES, o, &HashMap::new())
-            .await
-            .unwrap();
+        publisher.publish(topics::OUTCOMES, o, &HashMap::new()).await.unwrap();
     }
 
-    let stored = eventually(|| {
-        handle.is_finished() || learner.outcome("second-incident").unwrap().is_some()
-    })
-    .await;
+    let stored = eventually(|| handle.is_finished() || learner.outcome("second-incident").unwrap().is_some()).await;
     if !stored || handle.is_finished() {
         shutdown.trigger();
         panic!("the stage never stored the outcomes: {:?}", handle.await);
@@ -80,9 +74,6 @@ async fn outcomes_on_the_topic_are_learned_once() {
     shutdown.trigger();
     let summary = handle.await.unwrap().unwrap();
     assert_eq!(summary.dead_letters, 0, "{summary:?}");
-    assert_eq!(
-        summary.outputs, 0,
-        "the learner publishes nothing: {summary:?}"
-    );
+    assert_eq!(summary.outputs, 0, "the learner publishes nothing: {summary:?}");
     assert_eq!(summary.records, 3, "{summary:?}");
 }

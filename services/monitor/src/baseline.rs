@@ -76,7 +76,11 @@ pub struct RateRule {
 
 impl Default for RateRule {
     fn default() -> Self {
-        RateRule { min_requests: 5, min_rate_increase: 0.05, sigmas: 3.0 }
+        RateRule {
+            min_requests: 5,
+            min_rate_increase: 0.05,
+            sigmas: 3.0,
+        }
     }
 }
 

@@ -65,7 +65,10 @@ pub fn is_request(e: &TelemetryEvent) -> bool {
         let k = k.to_ascii_lowercase();
         k == "server" || k == "span_kind_server"
     });
-    server || e.parent_span_id.as_deref().is_none_or(|p| p.trim().is_empty() || p.chars().all(|c| c == '0'))
+    server
+        || e.parent_span_id
+            .as_deref()
+            .is_none_or(|p| p.trim().is_empty() || p.chars().all(|c| c == '0'))
 }
 
 /// Whether a request failed: status `Error` or HTTP status 500 and above.
@@ -96,7 +99,8 @@ pub fn operation_of(e: &TelemetryEvent) -> Option<String> {
             }
         }
     };
-    op.map(|o| truncate_head(o.trim(), MAX_NAME).to_string()).filter(|o| !o.is_empty())
+    op.map(|o| truncate_head(o.trim(), MAX_NAME).to_string())
+        .filter(|o| !o.is_empty())
 }
 
 /// Whether an event's exception is a failure rather than a handled exception: a span
@@ -147,7 +151,11 @@ pub struct Detector {
 impl Detector {
     /// A detector that has seen nothing.
     pub fn new(config: MonitorConfig) -> Self {
-        let logs = LogTemplates::new(signal_config(config.window_ms(), config.log_warmup_lines, config.max_services));
+        let logs = LogTemplates::new(signal_config(
+            config.window_ms(),
+            config.log_warmup_lines,
+            config.max_services,
+        ));
         Detector {
             rule: RateRule {
                 min_requests: config.min_requests,
@@ -196,16 +204,22 @@ impl Detector {
 
     /// Everything worth persisting.
     pub fn snapshot(&self) -> SavedState {
-        let seen = self.book.services().map(|(name, s)| (name.clone(), s.known().map(str::to_string).collect())).collect();
+        let seen = self
+            .book
+            .services()
+            .map(|(name, s)| (name.clone(), s.known().map(str::to_string).collect()))
+            .collect();
         let baselines = self
             .windows
             .iter()
             .flat_map(|(service, ops)| {
-                ops.iter().filter(|(_, w)| w.baseline.samples > 0).map(move |(op, w)| SavedBaseline {
-                    service: service.clone(),
-                    operation: op.clone(),
-                    baseline: w.baseline,
-                })
+                ops.iter()
+                    .filter(|(_, w)| w.baseline.samples > 0)
+                    .map(move |(op, w)| SavedBaseline {
+                        service: service.clone(),
+                        operation: op.clone(),
+                        baseline: w.baseline,
+                    })
             })
             .collect();
         SavedState {
@@ -235,7 +249,9 @@ impl Detector {
     /// The event's time: its own timestamp unless the clock that made it is off by more
     /// than the tolerated skew from the collector's.
     pub fn event_time(&self, e: &TelemetryEvent) -> i64 {
-        if e.observed_ms > 0 && (e.timestamp_ms <= 0 || e.timestamp_ms.abs_diff(e.observed_ms) > self.config.skew_ms().unsigned_abs()) {
+        if e.observed_ms > 0
+            && (e.timestamp_ms <= 0 || e.timestamp_ms.abs_diff(e.observed_ms) > self.config.skew_ms().unsigned_abs())
+        {
             e.observed_ms
         } else {
             e.timestamp_ms
@@ -243,7 +259,12 @@ impl Detector {
     }
 
     fn window_mut(&mut self, service: &str, op: &str) -> &mut SlidingWindow {
-        let (w, rule, alpha, max_ops) = (self.config.window_ms(), self.rule, self.config.baseline_alpha, self.config.max_operations);
+        let (w, rule, alpha, max_ops) = (
+            self.config.window_ms(),
+            self.rule,
+            self.config.baseline_alpha,
+            self.config.max_operations,
+        );
         self.windows
             .get_or_insert_with(service.to_string(), || Lru::new(max_ops))
             .get_or_insert_with(op.to_string(), || SlidingWindow::new(w, rule, alpha))
@@ -259,7 +280,11 @@ impl Detector {
         if let Some(w) = op.and_then(|o| ops.peek(o)).filter(|w| w.totals().requests > 0) {
             return (w.totals(), w.baseline, w.samples());
         }
-        let mut t = WindowTotals { start_ms: i64::MAX, end_ms: i64::MIN, ..WindowTotals::default() };
+        let mut t = WindowTotals {
+            start_ms: i64::MAX,
+            end_ms: i64::MIN,
+            ..WindowTotals::default()
+        };
         let (mut weighted, mut weight) = (0.0, 0.0);
         let mut samples = Vec::new();
         for (_, w) in ops.iter() {
@@ -280,7 +305,10 @@ impl Detector {
             t.end_ms = 0;
         }
         samples.sort_by_key(|s| std::cmp::Reverse(s.ts));
-        let baseline = Baseline { mean: if weight > 0.0 { weighted / weight } else { 0.0 }, ..Baseline::default() };
+        let baseline = Baseline {
+            mean: if weight > 0.0 { weighted / weight } else { 0.0 },
+            ..Baseline::default()
+        };
         (t, baseline, samples)
     }
 
@@ -308,10 +336,21 @@ impl Detector {
             self.window_mut(&service, op).record(ts, failed);
         }
         let failure = failure_of(e).filter(|_| reports_a_failure(e));
-        let first_report = if failure.is_some() || failed { self.book.service(&service).first_report(&failure_key(e)) } else { true };
-        if first_report && (failed || failure.is_some()) && let Some(op) = &op {
+        let first_report = if failure.is_some() || failed {
+            self.book.service(&service).first_report(&failure_key(e))
+        } else {
+            true
+        };
+        if first_report
+            && (failed || failure.is_some())
+            && let Some(op) = &op
+        {
             let inputs = sample_inputs(e);
-            self.window_mut(&service, op).sample(FailureSample { ts, trace_id: e.trace_id.clone().filter(|t| !t.is_empty()), inputs });
+            self.window_mut(&service, op).sample(FailureSample {
+                ts,
+                trace_id: e.trace_id.clone().filter(|t| !t.is_empty()),
+                inputs,
+            });
         }
         let log = match (&e.kind, e.body.as_deref()) {
             (SignalKind::Log, Some(body)) => Some(self.logs.observe(&service, ts, e.severity, body)),
@@ -336,7 +375,15 @@ impl Detector {
         Ok(out)
     }
 
-    fn on_failure(&mut self, service: &str, op: Option<String>, ts: i64, e: &TelemetryEvent, f: &Failure, first_report: bool) -> Option<Anomaly> {
+    fn on_failure(
+        &mut self,
+        service: &str,
+        op: Option<String>,
+        ts: i64,
+        e: &TelemetryEvent,
+        f: &Failure,
+        first_report: bool,
+    ) -> Option<Anomaly> {
         let window_ms = self.config.window_ms();
         let min_errors = self.config.min_errors;
         let svc = self.book.service(service);
@@ -369,13 +416,21 @@ impl Detector {
                 first_error_ms: ts,
                 occurrences: 1,
                 headline: format!("new fingerprint {}", f.label()),
-                evidence: vec![Evidence { kind: "fingerprint".into(), detail }],
+                evidence: vec![Evidence {
+                    kind: "fingerprint".into(),
+                    detail,
+                }],
             }));
         }
         if !first_report {
             return None;
         }
-        let (n, first) = self.book.service(service).reappear(&f.fingerprint, ts, window_ms, usize::try_from(min_errors).unwrap_or(usize::MAX));
+        let (n, first) = self.book.service(service).reappear(
+            &f.fingerprint,
+            ts,
+            window_ms,
+            usize::try_from(min_errors).unwrap_or(usize::MAX),
+        );
         if n < min_errors && !rate {
             return None;
         }
@@ -395,11 +450,21 @@ impl Detector {
             first_error_ms: first,
             occurrences: n,
             headline: format!("recurring fingerprint {}", f.label()),
-            evidence: vec![Evidence { kind: "recurrence".into(), detail }],
+            evidence: vec![Evidence {
+                kind: "recurrence".into(),
+                detail,
+            }],
         }))
     }
 
-    fn on_failed_request(&mut self, service: &str, op: Option<String>, ts: i64, e: &TelemetryEvent, first_report: bool) -> Option<Anomaly> {
+    fn on_failed_request(
+        &mut self,
+        service: &str,
+        op: Option<String>,
+        ts: i64,
+        e: &TelemetryEvent,
+        first_report: bool,
+    ) -> Option<Anomaly> {
         let op_name = op.clone()?;
         let svc = self.book.service(service);
         if let Some(inc) = svc.open_on_operation(&op_name) {
@@ -434,7 +499,10 @@ impl Detector {
             first_error_ms: first,
             occurrences: totals.errors,
             headline: format!("{} failed requests without an exception", totals.errors),
-            evidence: vec![Evidence { kind: "error_rate".into(), detail }],
+            evidence: vec![Evidence {
+                kind: "error_rate".into(),
+                detail,
+            }],
         }))
     }
 
@@ -452,12 +520,21 @@ impl Detector {
             return None;
         }
         let (signal, headline) = match t.kind {
-            LogSignal::NewTemplate if t.template.level >= Level::Error => {
-                (AnomalyKind::NewLogTemplate, format!("new log template at {:?}: {}", t.template.level, truncate_head(&t.template.text, 160)))
-            }
+            LogSignal::NewTemplate if t.template.level >= Level::Error => (
+                AnomalyKind::NewLogTemplate,
+                format!(
+                    "new log template at {:?}: {}",
+                    t.template.level,
+                    truncate_head(&t.template.text, 160)
+                ),
+            ),
             LogSignal::RateSurge => (
                 AnomalyKind::LogTemplateSurge,
-                format!("log template surging ({} lines): {}", t.template.count, truncate_head(&t.template.text, 160)),
+                format!(
+                    "log template surging ({} lines): {}",
+                    t.template.count,
+                    truncate_head(&t.template.text, 160)
+                ),
             ),
             LogSignal::NewTemplate => return None,
         };
@@ -482,9 +559,16 @@ impl Detector {
         let (totals, baseline, samples) = self.stats(o.service, o.operation.as_deref());
         let error_count = totals.errors.max(o.occurrences);
         let request_count = totals.requests.max(error_count);
-        let error_rate = if request_count == 0 { 0.0 } else { error_count as f64 / request_count as f64 };
-        let (window_start_ms, window_end_ms) =
-            if totals.requests > 0 { (totals.start_ms, totals.end_ms.max(o.ts)) } else { (o.ts - self.config.window_ms(), o.ts) };
+        let error_rate = if request_count == 0 {
+            0.0
+        } else {
+            error_count as f64 / request_count as f64
+        };
+        let (window_start_ms, window_end_ms) = if totals.requests > 0 {
+            (totals.start_ms, totals.end_ms.max(o.ts))
+        } else {
+            (o.ts - self.config.window_ms(), o.ts)
+        };
 
         let mut signals = o.signals;
         let templates: Vec<RecentTemplate> = self.logs.recent(o.service, o.ts, MAX_TEMPLATES);
@@ -501,7 +585,11 @@ impl Detector {
 
         let mut trace_ids: Vec<String> = Vec::new();
         let mut inputs: Vec<HashMap<String, String>> = Vec::new();
-        let current = FailureSample { ts: o.ts, trace_id: o.event.trace_id.clone().filter(|t| !t.is_empty()), inputs: sample_inputs(o.event) };
+        let current = FailureSample {
+            ts: o.ts,
+            trace_id: o.event.trace_id.clone().filter(|t| !t.is_empty()),
+            inputs: sample_inputs(o.event),
+        };
         for s in std::iter::once(&current).chain(samples.iter()) {
             if let Some(t) = &s.trace_id
                 && trace_ids.len() < MAX_SAMPLES
@@ -519,7 +607,12 @@ impl Detector {
             None => format!("in {}", o.service),
         };
         let summary = if request_count > 0 && totals.requests > 0 {
-            format!("error rate {} (baseline {}) {place}; {}", percent(error_rate), percent(baseline.mean), o.headline)
+            format!(
+                "error rate {} (baseline {}) {place}; {}",
+                percent(error_rate),
+                percent(baseline.mean),
+                o.headline
+            )
         } else {
             format!("{} {place}", o.headline)
         };
@@ -542,13 +635,23 @@ impl Detector {
             };
             evidence.push(Evidence {
                 kind: "exception".into(),
-                detail: format!("{}: {}{at}", f.exception.r#type, truncate_head(&f.exception.message, 300)),
+                detail: format!(
+                    "{}: {}{at}",
+                    f.exception.r#type,
+                    truncate_head(&f.exception.message, 300)
+                ),
             });
         }
         if let Some(first) = inputs.first() {
-            let mut kv: Vec<String> = first.iter().map(|(k, v)| format!("{k}={}", truncate_head(v, 64))).collect();
+            let mut kv: Vec<String> = first
+                .iter()
+                .map(|(k, v)| format!("{k}={}", truncate_head(v, 64)))
+                .collect();
             kv.sort();
-            evidence.push(Evidence { kind: "input".into(), detail: truncate_head(&kv.join(", "), 512).to_string() });
+            evidence.push(Evidence {
+                kind: "input".into(),
+                detail: truncate_head(&kv.join(", "), 512).to_string(),
+            });
         }
         for t in &templates {
             let tag = match t.signal {
@@ -558,7 +661,12 @@ impl Detector {
             };
             evidence.push(Evidence {
                 kind: "log_template".into(),
-                detail: format!("{}x {tag}{:?} template: {}", t.count, t.level, truncate_head(&t.text, 300)),
+                detail: format!(
+                    "{}x {tag}{:?} template: {}",
+                    t.count,
+                    t.level,
+                    truncate_head(&t.text, 300)
+                ),
             });
         }
 
@@ -594,7 +702,11 @@ impl Detector {
             sample_inputs: inputs,
             log_templates: templates.iter().map(RecentTemplate::evidence).collect(),
             evidence,
-            timeline: Timeline { first_error_ms: Some(o.first_error_ms), anomaly_ms: Some(now), ..Timeline::default() },
+            timeline: Timeline {
+                first_error_ms: Some(o.first_error_ms),
+                anomaly_ms: Some(now),
+                ..Timeline::default()
+            },
         }
     }
 }

@@ -9,8 +9,22 @@ use crate::fingerprint::truncate_head;
 
 /// Attribute prefixes that describe transport, not the request's inputs.
 const TRANSPORT_PREFIXES: &[&str] = &[
-    "http.", "url.", "net.", "network.", "server.", "client.", "user_agent.", "exception.", "code.", "thread.",
-    "otel.", "telemetry.", "error.", "rpc.", "messaging.", "db.system",
+    "http.",
+    "url.",
+    "net.",
+    "network.",
+    "server.",
+    "client.",
+    "user_agent.",
+    "exception.",
+    "code.",
+    "thread.",
+    "otel.",
+    "telemetry.",
+    "error.",
+    "rpc.",
+    "messaging.",
+    "db.system",
 ];
 /// Bytes kept of one input value.
 pub const MAX_INPUT_VALUE: usize = 256;
@@ -33,7 +47,10 @@ pub fn sample_inputs(event: &TelemetryEvent) -> HashMap<String, String> {
         .take(MAX_INPUT_KEYS)
         .filter_map(|k| {
             let v = event.attributes.get(k)?;
-            Some((truncate_head(k, MAX_INPUT_KEY).to_string(), truncate_head(v, MAX_INPUT_VALUE).to_string()))
+            Some((
+                truncate_head(k, MAX_INPUT_KEY).to_string(),
+                truncate_head(v, MAX_INPUT_VALUE).to_string(),
+            ))
         })
         .collect()
 }
@@ -55,7 +72,10 @@ mod tests {
         let i = sample_inputs(&e);
         assert_eq!(i.get("pricing.discount").map(String::as_str), Some("0.0"));
         assert_eq!(i.get("pricing.item").map(String::as_str), Some("lamp"));
-        assert!(!i.keys().any(|k| k.starts_with("http.") || k.starts_with("url.") || k.starts_with("client.")));
+        assert!(
+            !i.keys()
+                .any(|k| k.starts_with("http.") || k.starts_with("url.") || k.starts_with("client."))
+        );
         assert_eq!(i.len(), 3, "{i:?}");
         let mut big = e.clone();
         big.attributes.insert("pricing.note".into(), "é".repeat(1000));

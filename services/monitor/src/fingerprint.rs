@@ -31,7 +31,11 @@ pub struct Failure {
 impl Failure {
     /// `Type@function` (or the type alone) for summaries.
     pub fn label(&self) -> String {
-        let ty = if self.exception.r#type.is_empty() { "exception" } else { self.exception.r#type.as_str() };
+        let ty = if self.exception.r#type.is_empty() {
+            "exception"
+        } else {
+            self.exception.r#type.as_str()
+        };
         match &self.culprit {
             Some(f) if !f.is_empty() => format!("{ty}@{f}"),
             _ => ty.to_string(),
@@ -74,7 +78,11 @@ pub fn truncate_middle(s: &str, max: usize) -> String {
 }
 
 fn attr<'a>(event: &'a TelemetryEvent, key: &str) -> Option<&'a str> {
-    event.attributes.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+    event
+        .attributes
+        .get(key)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// The exception an event records: [`TelemetryEvent::exception`], else the
@@ -96,18 +104,29 @@ pub fn exception_of(event: &TelemetryEvent) -> Option<ExceptionInfo> {
         if parsed.frames.is_empty() {
             return None;
         }
-        Some(ExceptionInfo { r#type: parsed.exception.ty, message: parsed.exception.message, stacktrace: Some(body) })
+        Some(ExceptionInfo {
+            r#type: parsed.exception.ty,
+            message: parsed.exception.message,
+            stacktrace: Some(body),
+        })
     } else {
         None
     };
     let e = found?;
-    if e.r#type.trim().is_empty() && e.message.trim().is_empty() && e.stacktrace.as_deref().is_none_or(|s| s.trim().is_empty()) {
+    if e.r#type.trim().is_empty()
+        && e.message.trim().is_empty()
+        && e.stacktrace.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
         return None;
     }
     Some(ExceptionInfo {
         r#type: truncate_head(e.r#type.trim(), 512).to_string(),
         message: truncate_head(&e.message, MAX_TEXT_BYTES).to_string(),
-        stacktrace: e.stacktrace.as_deref().filter(|s| !s.trim().is_empty()).map(|s| truncate_middle(s, MAX_TEXT_BYTES)),
+        stacktrace: e
+            .stacktrace
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| truncate_middle(s, MAX_TEXT_BYTES)),
     })
 }
 
@@ -139,7 +158,12 @@ pub fn failure_of(event: &TelemetryEvent) -> Option<Failure> {
             None => base.to_string(),
         })
     });
-    Some(Failure { fingerprint: p.fingerprint, exception, culprit, location })
+    Some(Failure {
+        fingerprint: p.fingerprint,
+        exception,
+        culprit,
+        location,
+    })
 }
 
 /// The fingerprint of the exception an event records, `None` when it records none.
@@ -210,16 +234,25 @@ mod tests {
         let mut other = fixture_failing_span(0, "t3", "0.0");
         let exc = other.exception.as_mut().unwrap();
         exc.r#type = "ValueError".into();
-        exc.stacktrace = Some(FIXTURE_STACKTRACE.replace("ZeroDivisionError: float division by zero", "ValueError: bad discount"));
+        exc.stacktrace =
+            Some(FIXTURE_STACKTRACE.replace("ZeroDivisionError: float division by zero", "ValueError: bad discount"));
         assert_ne!(fingerprint_of(&other).unwrap(), a);
     }
 
     #[test]
     fn without_a_trace_type_and_message_decide() {
         let mut e = fixture_failing_span(0, "t1", "0.0");
-        e.exception = Some(ExceptionInfo { r#type: "KeyError".into(), message: "'user_1'".into(), stacktrace: None });
+        e.exception = Some(ExceptionInfo {
+            r#type: "KeyError".into(),
+            message: "'user_1'".into(),
+            stacktrace: None,
+        });
         let a = fingerprint_of(&e).unwrap();
-        e.exception = Some(ExceptionInfo { r#type: "KeyError".into(), message: "'user_2'".into(), stacktrace: None });
+        e.exception = Some(ExceptionInfo {
+            r#type: "KeyError".into(),
+            message: "'user_2'".into(),
+            stacktrace: None,
+        });
         assert_eq!(fingerprint_of(&e).unwrap(), a);
         assert_eq!(a, fingerprint_fallback("KeyError", "'user_9'"));
     }
@@ -231,7 +264,10 @@ mod tests {
         e.body = Some(FIXTURE_STACKTRACE.to_string());
         let f = failure_of(&e).unwrap();
         assert_eq!(f.exception.r#type, "ZeroDivisionError");
-        assert_eq!(Some(f.fingerprint), fingerprint_of(&fixture_failing_span(0, "t", "0.0")));
+        assert_eq!(
+            Some(f.fingerprint),
+            fingerprint_of(&fixture_failing_span(0, "t", "0.0"))
+        );
         // Not at info level, and not a bare error line.
         e.severity = Severity::Info;
         assert_eq!(failure_of(&e), None);
@@ -245,7 +281,9 @@ mod tests {
         let mut e = fixture_failing_span(0, "t1", "0.0");
         let mut st = String::from("Traceback (most recent call last):\n");
         for i in 0..2000 {
-            st.push_str(&format!("  File \"/usr/lib/python3.11/x{i}.py\", line {i}, in f{i}\n    f()\n"));
+            st.push_str(&format!(
+                "  File \"/usr/lib/python3.11/x{i}.py\", line {i}, in f{i}\n    f()\n"
+            ));
         }
         st.push_str(FIXTURE_STACKTRACE.trim_start_matches("Traceback (most recent call last):\n"));
         e.exception.as_mut().unwrap().stacktrace = Some(st);

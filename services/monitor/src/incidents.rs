@@ -70,8 +70,9 @@ impl ServiceIncidents {
 
     /// Closes the incidents quiet for more than `quiet_ms` before `ts`; returns them.
     pub fn close_quiet(&mut self, ts: i64, quiet_ms: i64) -> Vec<Incident> {
-        let (closed, open): (Vec<Incident>, Vec<Incident>) =
-            std::mem::take(&mut self.open).into_iter().partition(|i| ts.saturating_sub(i.last_seen_ms) > quiet_ms);
+        let (closed, open): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|i| ts.saturating_sub(i.last_seen_ms) > quiet_ms);
         self.open = open;
         closed
     }
@@ -97,7 +98,12 @@ impl ServiceIncidents {
     /// Adds an incident (closing the least recently active beyond the cap).
     pub fn add(&mut self, incident: Incident) {
         if self.open.len() >= MAX_OPEN_PER_SERVICE
-            && let Some(idx) = self.open.iter().enumerate().min_by_key(|(_, i)| i.last_seen_ms).map(|(i, _)| i)
+            && let Some(idx) = self
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, i)| i.last_seen_ms)
+                .map(|(i, _)| i)
         {
             self.open.swap_remove(idx);
         }
@@ -125,7 +131,9 @@ impl ServiceIncidents {
     /// Counts one reappearance of a known, closed fingerprint at `ts`; returns how many
     /// fell within `window_ms` up to `ts`, and the earliest of them.
     pub fn reappear(&mut self, fingerprint: &str, ts: i64, window_ms: i64, keep: usize) -> (u64, i64) {
-        let q = self.recurrences.get_or_insert_with(fingerprint.to_string(), VecDeque::new);
+        let q = self
+            .recurrences
+            .get_or_insert_with(fingerprint.to_string(), VecDeque::new);
         q.push_back(ts);
         q.retain(|t| *t > ts - window_ms && *t <= ts + window_ms);
         while q.len() > keep.max(1) {
@@ -156,13 +164,17 @@ pub struct IncidentBook {
 impl IncidentBook {
     /// Empty, for at most `max_services` services of `max_fingerprints` each.
     pub fn new(max_services: usize, max_fingerprints: usize) -> Self {
-        IncidentBook { services: Lru::new(max_services), max_fingerprints }
+        IncidentBook {
+            services: Lru::new(max_services),
+            max_fingerprints,
+        }
     }
 
     /// The state of `service`, created when absent.
     pub fn service(&mut self, service: &str) -> &mut ServiceIncidents {
         let max = self.max_fingerprints;
-        self.services.get_or_insert_with(service.to_string(), || ServiceIncidents::new(max))
+        self.services
+            .get_or_insert_with(service.to_string(), || ServiceIncidents::new(max))
     }
 
     /// Every service's state.

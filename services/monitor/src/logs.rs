@@ -94,7 +94,10 @@ pub struct LogTemplates {
 /// The detector settings the monitor uses.
 pub fn signal_config(window_ms: i64, warmup_lines: u64, max_services: usize) -> SignalConfig {
     SignalConfig {
-        miner: MinerConfig { max_clusters: MAX_TEMPLATES, ..MinerConfig::default() },
+        miner: MinerConfig {
+            max_clusters: MAX_TEMPLATES,
+            ..MinerConfig::default()
+        },
         window_ms: u64::try_from(window_ms).unwrap_or(10_000).max(1),
         warmup_lines,
         max_services,
@@ -107,14 +110,22 @@ impl LogTemplates {
     pub fn new(config: SignalConfig) -> Self {
         let window_ms = i64::try_from(config.window_ms).unwrap_or(i64::MAX);
         let max_services = config.max_services;
-        LogTemplates { signals: LogSignals::new(config), recent: Lru::new(max_services), window_ms }
+        LogTemplates {
+            signals: LogSignals::new(config),
+            recent: Lru::new(max_services),
+            window_ms,
+        }
     }
 
     /// Models restored from [`Self::snapshot`] bytes.
     pub fn restore(bytes: &[u8], config: SignalConfig) -> Result<Self, selfheal_drain::Error> {
         let window_ms = i64::try_from(config.window_ms).unwrap_or(i64::MAX);
         let max_services = config.max_services;
-        Ok(LogTemplates { signals: LogSignals::restore(bytes, config)?, recent: Lru::new(max_services), window_ms })
+        Ok(LogTemplates {
+            signals: LogSignals::restore(bytes, config)?,
+            recent: Lru::new(max_services),
+            window_ms,
+        })
     }
 
     /// The miners and baselines, for persistence.
@@ -131,12 +142,17 @@ impl LogTemplates {
     /// caused at warning level or above.
     pub fn observe(&mut self, service: &str, ts: i64, severity: Severity, body: &str) -> LogObservation {
         // One line per record: a multi-line body (a traceback) is mined by its first line.
-        let line = truncate_head(body, MAX_TEXT_BYTES).lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let line = truncate_head(body, MAX_TEXT_BYTES)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         if line.is_empty() {
             return LogObservation::default();
         }
         let level = level_of(severity).or_else(|| Level::detect(line));
-        let ev = self.signals.observe(service, u64::try_from(ts).unwrap_or(0), level, line);
+        let ev = self
+            .signals
+            .observe(service, u64::try_from(ts).unwrap_or(0), level, line);
         let mut triggers = Vec::new();
         let mut template = None;
         let window_ms = self.window_ms;
@@ -182,7 +198,10 @@ impl LogTemplates {
         }
         for e in ev {
             if let Some(t) = mark(recent, &e, ts) {
-                triggers.push(LogTrigger { kind: e.kind, template: t });
+                triggers.push(LogTrigger {
+                    kind: e.kind,
+                    template: t,
+                });
             }
         }
         LogObservation { template, triggers }
@@ -194,9 +213,20 @@ impl LogTemplates {
         let mut v: Vec<RecentTemplate> = self
             .recent
             .peek(service)
-            .map(|r| r.iter().filter(|t| t.last_ms > ts - self.window_ms && t.first_ms <= ts + self.window_ms).cloned().collect())
+            .map(|r| {
+                r.iter()
+                    .filter(|t| t.last_ms > ts - self.window_ms && t.first_ms <= ts + self.window_ms)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
-        v.sort_by(|a, b| b.signal.is_some().cmp(&a.signal.is_some()).then(b.count.cmp(&a.count)).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            b.signal
+                .is_some()
+                .cmp(&a.signal.is_some())
+                .then(b.count.cmp(&a.count))
+                .then(a.id.cmp(&b.id))
+        });
         v.truncate(n);
         v
     }
@@ -216,7 +246,12 @@ fn mark(recent: &mut Vec<RecentTemplate>, e: &LogEvidence, ts: i64) -> Option<Re
                 id: e.template_id,
                 text: e.template.clone(),
                 count: e.window_count,
-                examples: e.examples.iter().take(EXAMPLES).map(|x| truncate_head(x, EXAMPLE_BYTES).to_string()).collect(),
+                examples: e
+                    .examples
+                    .iter()
+                    .take(EXAMPLES)
+                    .map(|x| truncate_head(x, EXAMPLE_BYTES).to_string())
+                    .collect(),
                 first_ms: ts,
                 last_ms: ts,
                 level,
@@ -242,15 +277,30 @@ mod tests {
     fn warning_templates_are_remembered_and_new_ones_signal() {
         let mut l = LogTemplates::new(signal_config(10_000, 3, 10));
         for i in 0..5 {
-            let o = l.observe("api", 1000 + i, Severity::Info, &format!("served request {i} in {i} ms"));
+            let o = l.observe(
+                "api",
+                1000 + i,
+                Severity::Info,
+                &format!("served request {i} in {i} ms"),
+            );
             assert_eq!(o, LogObservation::default());
         }
-        let o = l.observe("api", 2000, Severity::Error, "payment failed for order 42: card declined");
+        let o = l.observe(
+            "api",
+            2000,
+            Severity::Error,
+            "payment failed for order 42: card declined",
+        );
         assert!(o.template.is_some());
         let t = o.triggers;
         assert_eq!(t.len(), 1, "{t:?}");
         assert_eq!(t[0].kind, SignalKind::NewTemplate);
-        let o = l.observe("api", 2100, Severity::Error, "payment failed for order 43: card declined");
+        let o = l.observe(
+            "api",
+            2100,
+            Severity::Error,
+            "payment failed for order 43: card declined",
+        );
         assert!(o.triggers.is_empty());
         assert_eq!(o.template, Some(t[0].template.id));
         let r = l.recent("api", 2200, 5);

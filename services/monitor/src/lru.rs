@@ -16,7 +16,11 @@ pub struct Lru<K, V> {
 impl<K: Eq + Hash + Clone, V> Lru<K, V> {
     /// An empty map holding at most `cap` entries (at least one).
     pub fn new(cap: usize) -> Self {
-        Lru { map: HashMap::new(), tick: 0, cap: cap.max(1) }
+        Lru {
+            map: HashMap::new(),
+            tick: 0,
+            cap: cap.max(1),
+        }
     }
 
     fn next_tick(&mut self) -> u64 {

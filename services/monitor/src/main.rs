@@ -91,11 +91,22 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .context("serving /healthz, /readyz and /metrics")?;
+    serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .context("serving /healthz, /readyz and /metrics")?;
     let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let shared = Shared { kafka: args.kafka, runtime: args.runtime, codec, metrics, health, shutdown };
+    let shared = Shared {
+        kafka: args.kafka,
+        runtime: args.runtime,
+        codec,
+        metrics,
+        health,
+        shutdown,
+    };
     let result = run_stage(monitor.clone(), shared).await;
     monitor.save_state().context("saving monitor state at shutdown")?;
     result.context("monitor stage")?;

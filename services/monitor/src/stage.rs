@@ -34,7 +34,9 @@ pub struct Monitor {
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Monitor").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Monitor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,8 +44,10 @@ impl Monitor {
     /// A monitor with `config`; with `state_dir` set, it continues from the state saved
     /// there (unreadable state is logged and replaced by a fresh start).
     pub fn new(config: MonitorConfig) -> Self {
-        let store: Option<Arc<dyn StateStore>> =
-            config.state_dir.clone().map(|d| Arc::new(FileStateStore::new(d)) as Arc<dyn StateStore>);
+        let store: Option<Arc<dyn StateStore>> = config
+            .state_dir
+            .clone()
+            .map(|d| Arc::new(FileStateStore::new(d)) as Arc<dyn StateStore>);
         match store {
             Some(s) => Self::with_store(config.clone(), s.clone()).unwrap_or_else(|e| {
                 tracing::warn!("starting without the saved monitor state: {e}");

@@ -78,7 +78,10 @@ impl FileStateStore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MonitorError + '_ {
-    move |source| MonitorError::Io { path: path.display().to_string(), source }
+    move |source| MonitorError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MonitorError> {
@@ -101,8 +104,10 @@ impl StateStore for FileStateStore {
         let Some(bytes) = read_optional(&path)? else {
             return Ok(None);
         };
-        let mut state: SavedState = serde_json::from_slice(&bytes)
-            .map_err(|e| MonitorError::Corrupt { path: path.display().to_string(), reason: e.to_string() })?;
+        let mut state: SavedState = serde_json::from_slice(&bytes).map_err(|e| MonitorError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         if state.version != STATE_VERSION {
             return Err(MonitorError::Corrupt {
                 path: path.display().to_string(),
@@ -153,7 +158,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path().join("state"));
         assert_eq!(store.load().unwrap(), None);
-        let mut s = SavedState { version: STATE_VERSION, ..SavedState::default() };
+        let mut s = SavedState {
+            version: STATE_VERSION,
+            ..SavedState::default()
+        };
         s.seen.insert("api".into(), vec!["abc".into()]);
         s.log_templates = b"{\"x\":1}".to_vec();
         store.save(&s).unwrap();

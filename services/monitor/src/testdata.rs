@@ -88,7 +88,8 @@ pub fn fixture_error_log(ts: i64, trace_id: &str) -> TelemetryEvent {
     e.duration_ms = None;
     e.severity = Severity::Error;
     e.body = Some(
-        "POST /price failed for item 'lamp' (price=49.99, discount=0.0): ZeroDivisionError: float division by zero".into(),
+        "POST /price failed for item 'lamp' (price=49.99, discount=0.0): ZeroDivisionError: float division by zero"
+            .into(),
     );
     e.exception = None;
     e.attributes = [

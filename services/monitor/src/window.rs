@@ -11,8 +11,8 @@
 //! bucket is still in the window and in the oldest bucket otherwise, so replaying the
 //! same records gives the same counts and nothing is lost.
 
-use std::collections::VecDeque;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 
 use crate::baseline::{Baseline, RateRule};
 
@@ -55,7 +55,11 @@ pub struct WindowTotals {
 impl WindowTotals {
     /// Error rate (0 without requests).
     pub fn rate(&self) -> f64 {
-        if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 }
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
     }
 }
 
@@ -99,11 +103,22 @@ impl SlidingWindow {
             Some(i) if self.buckets[i].start == start => i,
             Some(0) => 0, // older than the window: the oldest bucket takes it
             Some(i) => {
-                self.buckets.insert(i, Bucket { start, requests: 0, errors: 0 });
+                self.buckets.insert(
+                    i,
+                    Bucket {
+                        start,
+                        requests: 0,
+                        errors: 0,
+                    },
+                );
                 i
             }
             None => {
-                self.buckets.push_back(Bucket { start, requests: 0, errors: 0 });
+                self.buckets.push_back(Bucket {
+                    start,
+                    requests: 0,
+                    errors: 0,
+                });
                 self.buckets.len() - 1
             }
         };
@@ -167,9 +182,17 @@ impl SlidingWindow {
 
     /// Counts of the current window.
     pub fn totals(&self) -> WindowTotals {
-        let (requests, errors) = self.buckets.iter().fold((0, 0), |(r, e), b| (r + b.requests, e + b.errors));
+        let (requests, errors) = self
+            .buckets
+            .iter()
+            .fold((0, 0), |(r, e), b| (r + b.requests, e + b.errors));
         let end_ms = self.buckets.back().map_or(0, |b| b.start + self.bucket_ms);
-        WindowTotals { requests, errors, start_ms: end_ms - self.window_ms, end_ms }
+        WindowTotals {
+            requests,
+            errors,
+            start_ms: end_ms - self.window_ms,
+            end_ms,
+        }
     }
 
     /// Event time of the newest bucket's end (0 when empty).
@@ -204,7 +227,11 @@ mod tests {
         }
         w.record(1_060_000, false);
         assert_eq!(w.baseline.samples, 3);
-        assert!((w.baseline.mean - (0.003 + 0.3 * (1.0 / 21.0 - 0.003))).abs() < 1e-9, "{:?}", w.baseline);
+        assert!(
+            (w.baseline.mean - (0.003 + 0.3 * (1.0 / 21.0 - 0.003))).abs() < 1e-9,
+            "{:?}",
+            w.baseline
+        );
     }
 
     #[test]
@@ -238,7 +265,11 @@ mod tests {
         let mut w = SlidingWindow::new(10_000, RateRule::default(), 0.3);
         for i in 0..8 {
             w.record(i * 100, true);
-            w.sample(FailureSample { ts: i * 100, trace_id: Some(format!("t{i}")), inputs: HashMap::new() });
+            w.sample(FailureSample {
+                ts: i * 100,
+                trace_id: Some(format!("t{i}")),
+                inputs: HashMap::new(),
+            });
         }
         let s = w.samples();
         assert_eq!(s.len(), MAX_SAMPLES);

@@ -23,7 +23,10 @@ async fn a_failing_span_becomes_one_anomaly_on_the_topic() {
     let shutdown = Shutdown::new();
     let stack = EmbeddedStack::start(shutdown.clone()).await.unwrap();
     // The mock cluster does not answer CreateTopics: topics are created on it directly.
-    let kafka_args = KafkaArgs { partitions: 1, ..stack.kafka_args("") };
+    let kafka_args = KafkaArgs {
+        partitions: 1,
+        ..stack.kafka_args("")
+    };
     let codec = Arc::new(Codec::new(&stack.registry.url()).unwrap());
     let input = kafka_args.topic(TelemetryEvent::TOPIC);
     let output = kafka_args.topic(Anomaly::TOPIC);
@@ -63,7 +66,11 @@ async fn a_failing_span_becomes_one_anomaly_on_the_topic() {
     if stage.is_finished() {
         panic!("the stage stopped: {:?}", stage.await);
     }
-    assert_eq!(monitor.open_incidents().len(), 1, "the stage did not process the records");
+    assert_eq!(
+        monitor.open_incidents().len(),
+        1,
+        "the stage did not process the records"
+    );
 
     let consumer: StreamConsumer = kafka::client_config(&kafka_args)
         .unwrap()
@@ -72,7 +79,10 @@ async fn a_failing_span_becomes_one_anomaly_on_the_topic() {
         .create()
         .unwrap();
     consumer.subscribe(&[&output]).unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await.expect("an anomaly").unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
+        .await
+        .expect("an anomaly")
+        .unwrap();
     let anomaly: Anomaly = codec.decode(msg.payload().unwrap()).await.unwrap();
     assert_eq!(anomaly.service, "pricing-api");
     assert_eq!(Some(anomaly.fingerprint.clone()), fingerprint_of(&failing));

@@ -53,14 +53,34 @@ mod tests {
     #[test]
     fn a_proven_small_fix_is_allowed_and_protected_files_are_denied() {
         let engine = PolicyEngine::embedded().unwrap();
-        let v = evaluate(&engine, &entry(), DIFF, "python.zero-division-guard", false, Validation::proven());
+        let v = evaluate(
+            &engine,
+            &entry(),
+            DIFF,
+            "python.zero-division-guard",
+            false,
+            Validation::proven(),
+        );
         assert!(v.allowed, "{:?}", v.violations);
         assert!(v.rules_evaluated > 0);
         let mut protected = entry();
         protected.protected_globs = vec!["pricing_logic.py".into()];
-        let v = evaluate(&engine, &protected, DIFF, "python.zero-division-guard", true, Validation::proven());
+        let v = evaluate(
+            &engine,
+            &protected,
+            DIFF,
+            "python.zero-division-guard",
+            true,
+            Validation::proven(),
+        );
         assert!(!v.allowed);
-        assert!(v.violations.iter().any(|m| m.starts_with("protected-path: pricing_logic.py")), "{:?}", v.violations);
+        assert!(
+            v.violations
+                .iter()
+                .any(|m| m.starts_with("protected-path: pricing_logic.py")),
+            "{:?}",
+            v.violations
+        );
         let v = evaluate(&engine, &entry(), DIFF, "x", false, Validation::default());
         assert!(v.violations.iter().any(|m| m.starts_with("validation-not-proven")));
     }
@@ -68,7 +88,14 @@ mod tests {
     #[test]
     fn an_unreadable_diff_is_a_denial() {
         let engine = PolicyEngine::embedded().unwrap();
-        let v = evaluate(&engine, &entry(), "--- a/x\n+++ b/x\n@@ garbage\n", "x", false, Validation::proven());
+        let v = evaluate(
+            &engine,
+            &entry(),
+            "--- a/x\n+++ b/x\n@@ garbage\n",
+            "x",
+            false,
+            Validation::proven(),
+        );
         assert!(!v.allowed);
     }
 }

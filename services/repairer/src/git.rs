@@ -201,13 +201,16 @@ impl Git for GitCli {
     async fn export(&self, copy: &Path, dest: &Path) -> Result<(), GitError> {
         std::fs::create_dir_all(dest)?;
         let prefix = format!("{}/", dest.display());
-        git(copy, &["checkout-index", "--all", "--force", &format!("--prefix={prefix}")]).await?;
+        git(
+            copy,
+            &["checkout-index", "--all", "--force", &format!("--prefix={prefix}")],
+        )
+        .await?;
         Ok(())
     }
 
     async fn apply(&self, copy: &Path, diff: &str) -> Result<Vec<String>, GitError> {
-        let numstat =
-            git_with_input(copy, &["apply", "--numstat", "-"], Some(diff.as_bytes())).await?;
+        let numstat = git_with_input(copy, &["apply", "--numstat", "-"], Some(diff.as_bytes())).await?;
         let mut paths = Vec::new();
         for line in numstat.lines() {
             let path = line
@@ -287,7 +290,10 @@ impl Git for GitCli {
     }
 
     async fn parent(&self, repo: &Path, commit: &str) -> Result<String, GitError> {
-        Ok(git(repo, &["rev-parse", &format!("{commit}^")]).await?.trim().to_string())
+        Ok(git(repo, &["rev-parse", &format!("{commit}^")])
+            .await?
+            .trim()
+            .to_string())
     }
 }
 
@@ -307,7 +313,11 @@ pub(crate) mod tests {
         }
         git(dir.path(), &["add", "-A"]).await.unwrap();
         git(dir.path(), &["commit", "--quiet", "-m", "init"]).await.unwrap();
-        let head = git(dir.path(), &["rev-parse", "HEAD"]).await.unwrap().trim().to_string();
+        let head = git(dir.path(), &["rev-parse", "HEAD"])
+            .await
+            .unwrap()
+            .trim()
+            .to_string();
         (dir, head)
     }
 
@@ -319,29 +329,60 @@ pub(crate) mod tests {
         let work = tempfile::tempdir().unwrap();
         let cli = GitCli::new(work.path());
         let files = [
-            FileChange { path: "a.py".into(), content: b"x = 3\n".to_vec() },
-            FileChange { path: "tests/test_a.py".into(), content: b"def test(): pass\n".to_vec() },
+            FileChange {
+                path: "a.py".into(),
+                content: b"x = 3\n".to_vec(),
+            },
+            FileChange {
+                path: "tests/test_a.py".into(),
+                content: b"def test(): pass\n".to_vec(),
+            },
         ];
         let commit = cli
             .commit_branch(repo.path(), &base, "selfheal/abc", &files, "fix\n\nIncident: abc")
             .await
             .unwrap();
-        assert_eq!(std::fs::read_to_string(repo.path().join("a.py")).unwrap(), "x = 2  # local edit\n");
-        assert_eq!(git(repo.path(), &["branch", "--show-current"]).await.unwrap().trim(), "main");
-        assert_eq!(cli.resolve_commit(repo.path(), "refs/heads/selfheal/abc").await.unwrap(), Some(commit.clone()));
+        assert_eq!(
+            std::fs::read_to_string(repo.path().join("a.py")).unwrap(),
+            "x = 2  # local edit\n"
+        );
+        assert_eq!(
+            git(repo.path(), &["branch", "--show-current"]).await.unwrap().trim(),
+            "main"
+        );
+        assert_eq!(
+            cli.resolve_commit(repo.path(), "refs/heads/selfheal/abc")
+                .await
+                .unwrap(),
+            Some(commit.clone())
+        );
         assert_eq!(cli.parent(repo.path(), &commit).await.unwrap(), base);
         let diff = cli.diff(repo.path(), &base, &commit).await.unwrap();
         assert!(diff.contains("--- a/a.py\n+++ b/a.py\n"), "{diff}");
         assert!(diff.contains("+x = 3"));
         assert!(diff.contains("+++ b/tests/test_a.py"));
-        assert!(cli.message(repo.path(), &commit).await.unwrap().contains("Incident: abc"));
-        let author = git(repo.path(), &["log", "-1", "--format=%an <%ae>", &commit]).await.unwrap();
+        assert!(
+            cli.message(repo.path(), &commit)
+                .await
+                .unwrap()
+                .contains("Incident: abc")
+        );
+        let author = git(repo.path(), &["log", "-1", "--format=%an <%ae>", &commit])
+            .await
+            .unwrap();
         assert_eq!(author.trim(), "selfheal <selfheal@localhost>");
         // No worktree left behind, and a second commit on the same branch is refused.
         let worktrees = git(repo.path(), &["worktree", "list"]).await.unwrap();
         assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
-        assert!(cli.commit_branch(repo.path(), &base, "selfheal/abc", &files, "again").await.is_err());
-        assert_eq!(git(repo.path(), &["worktree", "list"]).await.unwrap().lines().count(), 1);
+        assert!(
+            cli.commit_branch(repo.path(), &base, "selfheal/abc", &files, "again")
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            git(repo.path(), &["worktree", "list"]).await.unwrap().lines().count(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 pub use pull_requests::{LocalPullRequests, PullRequest, PullRequests};
 pub use sandbox::{
-    Isolation, Limits, NoSandbox, ProcessSandbox, RunResult, Sandbox, SandboxError,
-    default_sandbox, default_sandbox_with,
+    Isolation, Limits, NoSandbox, ProcessSandbox, RunResult, Sandbox, SandboxError, default_sandbox,
+    default_sandbox_with,
 };
 pub use stage::{Repairer, RepairerConfig};
 pub use templates::{FixTemplate, Registry, TemplateError};

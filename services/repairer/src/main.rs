@@ -58,9 +58,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = selfheal_core::http::Health::new();
-    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .context("serving health and metrics")?;
+    serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .context("serving health and metrics")?;
     let shared = Shared {
         kafka: args.kafka,
         runtime: args.runtime,

@@ -6,10 +6,9 @@
 
 /// Python's reserved words; none of them may name a module, function or parameter we emit.
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
+    "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
+    "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
 ];
 
 /// Whether `text` is a plain ASCII identifier that is not a keyword.
@@ -244,10 +243,7 @@ mod tests {
         let h = parse_def(text).unwrap();
         assert_eq!(h.name, "f");
         let params = parse_params(&h.params).unwrap();
-        assert_eq!(
-            params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert!(params[1].has_default);
         assert!(parse_def("    x = def_value(1)").is_none());
         assert!(parse_def("define(x)").is_none());

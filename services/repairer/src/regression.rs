@@ -86,19 +86,13 @@ fn module_of(file: &str, source_root: &str) -> Result<(String, String), Regressi
         parts.pop();
     }
     if parts.is_empty() || !parts.iter().all(|p| is_identifier(p)) {
-        return Err(refuse(format!(
-            "`{file}` does not map to an importable module path"
-        )));
+        return Err(refuse(format!("`{file}` does not map to an importable module path")));
     }
     Ok((parts.join("."), base))
 }
 
 /// The function that holds the culprit line: its def line index and parameters.
-fn enclosing_function(
-    lines: &[&str],
-    index: usize,
-    function: &str,
-) -> Result<Vec<Param>, RegressionError> {
+fn enclosing_function(lines: &[&str], index: usize, function: &str) -> Result<Vec<Param>, RegressionError> {
     let culprit_indent = indent_of(lines[index]).len();
     let mut def_at = None;
     for i in (0..=index).rev() {
@@ -129,8 +123,7 @@ fn enclosing_function(
         )));
     }
     let header_text: String = lines[def_at..lines.len().min(def_at + 40)].concat();
-    let header =
-        parse_def(&header_text).ok_or_else(|| refuse("cannot read the function's def line"))?;
+    let header = parse_def(&header_text).ok_or_else(|| refuse("cannot read the function's def line"))?;
     if !function.is_empty() && header.name != function {
         return Err(refuse(format!(
             "the culprit line is in `{}`, the diagnosis names `{function}`",
@@ -155,7 +148,11 @@ fn map_inputs(
             let (literal, value) = number_literal(&sample[*k])?;
             let segment = k.rsplit('.').next().unwrap_or(k).to_ascii_lowercase();
             // An empty segment (key ending in `.`) would "start" every name.
-            let segment = if segment.is_empty() { k.to_ascii_lowercase() } else { segment };
+            let segment = if segment.is_empty() {
+                k.to_ascii_lowercase()
+            } else {
+                segment
+            };
             Some((segment, literal, value))
         })
         .collect();
@@ -171,8 +168,7 @@ fn map_inputs(
                 .enumerate()
                 .position(|(i, n)| !used[i] && wanted(n) && rule(&n.0))
         };
-        let named = by(&|seg| seg == name)
-            .or_else(|| by(&|seg| seg.starts_with(&name) || name.starts_with(seg)));
+        let named = by(&|seg| seg == name).or_else(|| by(&|seg| seg.starts_with(&name) || name.starts_with(seg)));
         let chosen = named.or_else(|| {
             if param.has_default && !is_divisor && param.name != numerator {
                 None
@@ -246,10 +242,7 @@ pub fn build(
     let sample = diag
         .sample_inputs
         .iter()
-        .find(|s| {
-            s.values()
-                .any(|v| number_literal(v).is_some_and(|(_, x)| x == 0.0))
-        })
+        .find(|s| s.values().any(|v| number_literal(v).is_some_and(|(_, x)| x == 0.0)))
         .or_else(|| diag.sample_inputs.first())
         .cloned()
         .unwrap_or_default();
@@ -269,7 +262,11 @@ pub fn build(
         .and_then(|(_, lit)| lit.clone())
         .unwrap_or_default();
     // An integer zero keeps integer semantics for the normal call (`//` on ints).
-    let nonzero = if divisor_literal.contains(['.', 'e', 'E']) { "0.5" } else { "2" };
+    let nonzero = if divisor_literal.contains(['.', 'e', 'E']) {
+        "0.5"
+    } else {
+        "2"
+    };
     let normal_args: Vec<(Param, Option<String>)> = args
         .iter()
         .map(|(p, lit)| {
@@ -355,7 +352,11 @@ mod tests {
         assert_eq!(t.name, "test_calc_zero_d");
         assert!(t.code.contains("from pricing_logic import calc"));
         assert!(t.code.contains("assert calc(49.99, 0.0) == 49.99\n"), "{}", t.code);
-        assert!(t.code.contains("assert calc(49.99, 0.5) == 49.99 / 0.5\n"), "{}", t.code);
+        assert!(
+            t.code.contains("assert calc(49.99, 0.5) == 49.99 / 0.5\n"),
+            "{}",
+            t.code
+        );
         assert_parses(&t.code);
     }
 
@@ -365,7 +366,10 @@ mod tests {
         d.incident_id = "x\"\"\"; import os #".into();
         d.fingerprint = "\"\"\"\nos.system('x')".into();
         d.sample_inputs = vec![HashMap::from([
-            ("pricing.price\"); os.system(\"x".to_string(), "1); os.system('x'); (".to_string()),
+            (
+                "pricing.price\"); os.system(\"x".to_string(),
+                "1); os.system('x'); (".to_string(),
+            ),
             ("pricing.discount".to_string(), "nan".to_string()),
             ("evil".to_string(), "0.0\nimport os".to_string()),
         ])];
@@ -374,7 +378,11 @@ mod tests {
         // Ids are reduced to [A-Za-z0-9_.-] in the docstring, values re-printed from numbers.
         assert!(!t.code.contains("os.system("), "{}", t.code);
         assert!(!t.code.contains("import os #"), "{}", t.code);
-        assert!(t.code.contains("incident ximportos (fingerprint os.systemx)"), "{}", t.code);
+        assert!(
+            t.code.contains("incident ximportos (fingerprint os.systemx)"),
+            "{}",
+            t.code
+        );
         assert_parses(&t.code);
         // Nothing numeric and non-zero: the fallbacks are used.
         assert!(t.code.contains("assert calc(1.0, 0.0) == 1.0\n"), "{}", t.code);
@@ -427,12 +435,27 @@ mod tests {
             ..RootCause::default()
         };
         let method = "class A:\n    def f(self, a, b):\n        return a / b\n";
-        assert!(build(&d, &rc("m.py", 3, "f"), method, ".").unwrap_err().0.contains("module-level"));
+        assert!(
+            build(&d, &rc("m.py", 3, "f"), method, ".")
+                .unwrap_err()
+                .0
+                .contains("module-level")
+        );
         let local = "def f(a):\n    n = len(a)\n    return a / n\n";
-        assert!(build(&d, &rc("m.py", 3, "f"), local, ".").unwrap_err().0.contains("not a parameter"));
+        assert!(
+            build(&d, &rc("m.py", 3, "f"), local, ".")
+                .unwrap_err()
+                .0
+                .contains("not a parameter")
+        );
         let ok = "def f(a, b):\n    return a / b\n";
         assert!(build(&d, &rc("my-module.py", 2, "f"), ok, ".").is_err());
-        assert!(build(&d, &rc("m.py", 2, "g"), ok, ".").unwrap_err().0.contains("names `g`"));
+        assert!(
+            build(&d, &rc("m.py", 2, "g"), ok, ".")
+                .unwrap_err()
+                .0
+                .contains("names `g`")
+        );
         assert!(build(&d, &rc("m.py", 2, "f"), ok, "\"; x").is_err());
         assert!(build(&d, &rc("m.py", 2, "f"), ok, ".").is_ok());
     }

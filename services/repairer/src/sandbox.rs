@@ -126,12 +126,7 @@ pub trait Sandbox: Send + Sync {
     /// How this sandbox isolates a run with these limits, e.g. `bwrap: no network, 60s, 1024 MiB`.
     fn describe(&self, limits: &Limits) -> String;
     /// Runs `command` with `dir` as working directory.
-    async fn run(
-        &self,
-        dir: &Path,
-        command: &[String],
-        limits: Limits,
-    ) -> Result<RunResult, SandboxError>;
+    async fn run(&self, dir: &Path, command: &[String], limits: Limits) -> Result<RunResult, SandboxError>;
 }
 
 /// How a [`ProcessSandbox`] isolates the command.
@@ -259,12 +254,7 @@ impl Sandbox for ProcessSandbox {
         )
     }
 
-    async fn run(
-        &self,
-        dir: &Path,
-        command: &[String],
-        limits: Limits,
-    ) -> Result<RunResult, SandboxError> {
+    async fn run(&self, dir: &Path, command: &[String], limits: Limits) -> Result<RunResult, SandboxError> {
         if command.is_empty() {
             return Err(SandboxError::EmptyCommand);
         }
@@ -282,9 +272,7 @@ pub struct NoSandbox {
 impl NoSandbox {
     /// Refuses with this reason.
     pub fn new(reason: impl Into<String>) -> Self {
-        NoSandbox {
-            reason: reason.into(),
-        }
+        NoSandbox { reason: reason.into() }
     }
 }
 
@@ -309,7 +297,9 @@ pub fn default_sandbox_with(allow_unsandboxed: bool) -> Arc<dyn Sandbox> {
     match ProcessSandbox::probe() {
         Some(sandbox) => Arc::new(sandbox),
         None if allow_unsandboxed => {
-            tracing::warn!("neither bwrap nor unshare works: tests will run WITHOUT network isolation (--allow-unsandboxed)");
+            tracing::warn!(
+                "neither bwrap nor unshare works: tests will run WITHOUT network isolation (--allow-unsandboxed)"
+            );
             Arc::new(ProcessSandbox::new(Isolation::Unsandboxed))
         }
         None => Arc::new(NoSandbox::new(
@@ -492,7 +482,10 @@ mod tests {
         let s = parse_pytest_summary("F.\n=== 1 failed, 11 passed, 2 skipped, 1 error in 1.20s ===\n").unwrap();
         assert_eq!((s.passed, s.failed, s.errors, s.skipped), (11, 1, 1, 2));
         assert_eq!(s.tests_run(), 13);
-        assert_eq!(parse_pytest_summary("no tests ran in 0.01s").unwrap(), TestSummary::default());
+        assert_eq!(
+            parse_pytest_summary("no tests ran in 0.01s").unwrap(),
+            TestSummary::default()
+        );
         assert!(parse_pytest_summary("Traceback ...\nSyntaxError").is_none());
     }
 
@@ -550,7 +543,11 @@ mod tests {
     async fn failing_commands_report_their_exit_code_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let r = sandbox()
-            .run(dir.path(), &sh("echo boom >&2; exit 3"), Limits::new(Duration::from_secs(20), 256))
+            .run(
+                dir.path(),
+                &sh("echo boom >&2; exit 3"),
+                Limits::new(Duration::from_secs(20), 256),
+            )
             .await
             .unwrap();
         assert_eq!(r.exit_code, Some(3));
@@ -565,7 +562,11 @@ mod tests {
         let r = sandbox()
             .run(
                 dir.path(),
-                &[python, "-c".into(), "x = bytearray(512 * 1024 * 1024); print('allocated')".into()],
+                &[
+                    python,
+                    "-c".into(),
+                    "x = bytearray(512 * 1024 * 1024); print('allocated')".into(),
+                ],
                 Limits::new(Duration::from_secs(30), 128),
             )
             .await
@@ -582,7 +583,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, SandboxError::Unavailable(_)));
         assert!(matches!(
-            sandbox().run(Path::new("/"), &[], Limits::new(Duration::from_secs(1), 64)).await,
+            sandbox()
+                .run(Path::new("/"), &[], Limits::new(Duration::from_secs(1), 64))
+                .await,
             Err(SandboxError::EmptyCommand)
         ));
     }

@@ -15,8 +15,7 @@ use async_trait::async_trait;
 use selfheal_catalog::{Catalog, ServiceEntry};
 use selfheal_core::{RecordContext, Stage, StageError, now_ms};
 use selfheal_events::{
-    Diagnosis, DiagnosisStatus, Patch, PatchAttempt, PatchStatus, RegressionTest, RootCause,
-    Validation,
+    Diagnosis, DiagnosisStatus, Patch, PatchAttempt, PatchStatus, RegressionTest, RootCause, Validation,
 };
 use selfheal_governance::PolicyEngine;
 
@@ -229,7 +228,9 @@ impl Repairer {
             }
             Err(err) => {
                 for c in &candidates {
-                    patch.attempts.push(attempt(&c.attempt_name, "no-regression-test", err.to_string()));
+                    patch
+                        .attempts
+                        .push(attempt(&c.attempt_name, "no-regression-test", err.to_string()));
                 }
                 patch.status = PatchStatus::ValidationFailed;
                 patch.summary = format!("no candidate could be proven: {err}");
@@ -247,14 +248,18 @@ impl Repairer {
                     return;
                 }
                 Err(Ok(lost)) => {
-                    patch.attempts.push(attempt(&candidate.attempt_name, lost.result, lost.reason.clone()));
+                    patch
+                        .attempts
+                        .push(attempt(&candidate.attempt_name, lost.result, lost.reason.clone()));
                     if lost.validation.is_some() {
                         patch.validation = lost.validation;
                     }
                     last_failure = Some(lost.reason);
                 }
                 Err(Err(err)) => {
-                    patch.attempts.push(attempt(&candidate.attempt_name, "error", err.to_string()));
+                    patch
+                        .attempts
+                        .push(attempt(&candidate.attempt_name, "error", err.to_string()));
                     patch.summary = format!("refusing to validate: {err}");
                     return;
                 }
@@ -402,7 +407,13 @@ impl Repairer {
         test: &RegressionTest,
         candidate: &Candidate,
     ) -> Result<Validated, Result<Lost, SandboxError>> {
-        let lost = |result, reason: String, validation| Err(Ok(Lost { result, reason, validation }));
+        let lost = |result, reason: String, validation| {
+            Err(Ok(Lost {
+                result,
+                reason,
+                validation,
+            }))
+        };
         let holder = match tempfile::Builder::new()
             .prefix("selfheal-sandbox-")
             .tempdir_in(&self.config.work_dir)
@@ -472,7 +483,11 @@ impl Repairer {
             Change::Diff(diff) => match self.git.apply(&clean, diff).await {
                 Ok(paths) => paths,
                 Err(err) => {
-                    return lost("does-not-apply", format!("the learned diff does not apply: {err}"), Some(validation));
+                    return lost(
+                        "does-not-apply",
+                        format!("the learned diff does not apply: {err}"),
+                        Some(validation),
+                    );
                 }
             },
         };
@@ -481,7 +496,11 @@ impl Repairer {
                 return lost("error", why, Some(validation));
             }
             if let Err(err) = sync_file(&clean, &boxed, path) {
-                return lost("error", format!("cannot copy {path} into the sandbox: {err}"), Some(validation));
+                return lost(
+                    "error",
+                    format!("cannot copy {path} into the sandbox: {err}"),
+                    Some(validation),
+                );
             }
         }
         let after = self.run(&boxed, &only_test, &limits).await.map_err(Err)?;
@@ -498,7 +517,10 @@ impl Repairer {
         if !validation.passed_after {
             return lost(
                 "still-failing",
-                format!("the regression test still fails with the fix (exit {:?})", after.exit_code),
+                format!(
+                    "the regression test still fails with the fix (exit {:?})",
+                    after.exit_code
+                ),
                 Some(validation),
             );
         }
@@ -540,11 +562,18 @@ impl Repairer {
         let mut files = Vec::new();
         for path in &paths {
             match std::fs::read(clean.join(path)) {
-                Ok(content) => files.push(FileChange { path: path.clone(), content }),
+                Ok(content) => files.push(FileChange {
+                    path: path.clone(),
+                    content,
+                }),
                 Err(err) => return lost("error", format!("cannot read {path}: {err}"), Some(validation)),
             }
         }
-        Ok(Validated { validation, diff, files })
+        Ok(Validated {
+            validation,
+            diff,
+            files,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -558,13 +587,24 @@ impl Repairer {
         validated: Validated,
         patch: &mut Patch,
     ) {
-        let Validated { validation, diff, files } = validated;
+        let Validated {
+            validation,
+            diff,
+            files,
+        } = validated;
         let proven = selfheal_governance::Validation {
             failed_before: validation.failed_before,
             passed_after: validation.passed_after,
             suite_passed: validation.suite_passed,
         };
-        let verdict = gate::evaluate(&self.policy, entry, &diff, &candidate.strategy, candidate.learned, proven);
+        let verdict = gate::evaluate(
+            &self.policy,
+            entry,
+            &diff,
+            &candidate.strategy,
+            candidate.learned,
+            proven,
+        );
         patch.strategy = Some(candidate.strategy.clone());
         patch.learned = candidate.learned;
         patch.files_changed = files.iter().map(|f| f.path.clone()).collect();
@@ -579,7 +619,10 @@ impl Repairer {
                 format!("validated, but denied by policy: {}", verdict.violations.join("; ")),
             ));
             patch.status = PatchStatus::PolicyDenied;
-            patch.summary = format!("{what}: validated but denied by policy ({} violations); no branch created", verdict.violations.len());
+            patch.summary = format!(
+                "{what}: validated but denied by policy ({} violations); no branch created",
+                verdict.violations.len()
+            );
             return;
         }
 
@@ -600,7 +643,11 @@ impl Repairer {
                     patch.attempts.clear();
                     return self.replay(entry, branch, &existing, patch).await;
                 }
-                patch.attempts.push(attempt(&candidate.attempt_name, "error", format!("commit failed: {err}")));
+                patch.attempts.push(attempt(
+                    &candidate.attempt_name,
+                    "error",
+                    format!("commit failed: {err}"),
+                ));
                 patch.status = PatchStatus::Error;
                 patch.summary = format!("{what}: validated and allowed, but the commit failed: {err}");
                 return;
@@ -616,7 +663,11 @@ impl Repairer {
             format!(
                 "regression test failed before and passed after; suite passed ({} tests){}",
                 validation.tests_run,
-                if candidate.learned { "; learned fix tried first" } else { "" }
+                if candidate.learned {
+                    "; learned fix tried first"
+                } else {
+                    ""
+                }
             ),
         ));
         patch.branch = Some(branch.to_string());
@@ -677,9 +728,9 @@ impl Repairer {
             sandbox: trailer("Sandbox").unwrap_or_default(),
             output_tail: String::new(),
         });
-        if let Some((file, name)) = trailer("Regression-Test").and_then(|t| {
-            t.split_once("::").map(|(f, n)| (f.to_string(), n.to_string()))
-        }) && let Ok(code) = self.git.show_file(repo, commit, &file).await
+        if let Some((file, name)) =
+            trailer("Regression-Test").and_then(|t| t.split_once("::").map(|(f, n)| (f.to_string(), n.to_string())))
+            && let Ok(code) = self.git.show_file(repo, commit, &file).await
         {
             patch.regression_test = Some(RegressionTest { file, name, code });
         }
@@ -705,7 +756,12 @@ impl Repairer {
         patch.branch = Some(branch.to_string());
         patch.commit = Some(commit.to_string());
         patch.status = PatchStatus::Proposed;
-        patch.summary = message.lines().next().unwrap_or_default().trim_start_matches("selfheal: ").to_string();
+        patch.summary = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("selfheal: ")
+            .to_string();
         patch.attempts = vec![attempt(
             &strategy,
             "replayed",
@@ -741,7 +797,11 @@ fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
 
 /// One line for a person about what the fix does.
 fn summary_of(root_cause: &RootCause, candidate: &Candidate) -> String {
-    let learned = if candidate.learned { " (learned fix tried first)" } else { "" };
+    let learned = if candidate.learned {
+        " (learned fix tried first)"
+    } else {
+        ""
+    };
     format!(
         "{} in {} ({}:{}){learned}",
         if candidate.strategy == crate::templates::ZERO_DIVISION_GUARD {
@@ -793,7 +853,10 @@ fn changed_files(diff: &str) -> Vec<String> {
     for pair in lines.windows(2) {
         if let (Some(old), Some(new)) = (pair[0].strip_prefix("--- "), pair[1].strip_prefix("+++ ")) {
             let name = if new == "/dev/null" { old } else { new };
-            let name = name.strip_prefix("a/").or_else(|| name.strip_prefix("b/")).unwrap_or(name);
+            let name = name
+                .strip_prefix("a/")
+                .or_else(|| name.strip_prefix("b/"))
+                .unwrap_or(name);
             if !files.iter().any(|f| f == name) {
                 files.push(name.to_string());
             }
@@ -806,7 +869,9 @@ fn changed_files(diff: &str) -> Vec<String> {
 fn check_incident_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !id.starts_with(['.', '-'])
         && !id.contains("..")
         && !id.ends_with(".lock")
@@ -831,7 +896,10 @@ fn check_relative_path(path: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("path `{}` is not a plain path inside the repository", bounded(path, 200)))
+        Err(format!(
+            "path `{}` is not a plain path inside the repository",
+            bounded(path, 200)
+        ))
     }
 }
 
@@ -847,12 +915,10 @@ fn write_file(root: &Path, path: &str, content: &[u8]) -> std::io::Result<()> {
 fn sync_file(from: &Path, to: &Path, path: &str) -> std::io::Result<()> {
     match std::fs::read(from.join(path)) {
         Ok(content) => write_file(to, path, &content),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            match std::fs::remove_file(to.join(path)) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
-                _ => Ok(()),
-            }
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => match std::fs::remove_file(to.join(path)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        },
         Err(err) => Err(err),
     }
 }

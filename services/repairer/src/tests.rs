@@ -30,7 +30,9 @@ async fn pricing_repo(extra: &[(&str, &str)]) -> tempfile::TempDir {
     }
     git(dir.path(), &["init", "--quiet", "-b", "main"]).await.unwrap();
     git(dir.path(), &["add", "-A"]).await.unwrap();
-    git(dir.path(), &["commit", "--quiet", "-m", "pricing-api"]).await.unwrap();
+    git(dir.path(), &["commit", "--quiet", "-m", "pricing-api"])
+        .await
+        .unwrap();
     dir
 }
 
@@ -94,7 +96,11 @@ async fn fixture_with(extra: &[(&str, &str)], tweak: impl FnOnce(&mut ServiceEnt
     let mut e = entry(repo.path());
     tweak(&mut e);
     let repairer = repairer_for(e, real_sandbox(), work.path());
-    Fixture { repo, _work: work, repairer }
+    Fixture {
+        repo,
+        _work: work,
+        repairer,
+    }
 }
 
 fn diagnosis(repo: &Path) -> Diagnosis {
@@ -105,12 +111,15 @@ fn diagnosis(repo: &Path) -> Diagnosis {
 }
 
 async fn branches(repo: &Path) -> Vec<String> {
-    git(repo, &["for-each-ref", "--format=%(refname:short)", "refs/heads/selfheal/"])
-        .await
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
+    git(
+        repo,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads/selfheal/"],
+    )
+    .await
+    .unwrap()
+    .lines()
+    .map(String::from)
+    .collect()
 }
 
 fn working_file(repo: &Path) -> String {
@@ -139,7 +148,11 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     assert!(v.failed_before && v.passed_after && v.suite_passed, "{v:?}");
     assert!(v.tests_run >= 10, "{v:?}");
     assert_eq!(v.tests_failed, 0);
-    assert!(v.sandbox.contains("no network") && v.sandbox.contains("60s, 1024 MiB"), "{}", v.sandbox);
+    assert!(
+        v.sandbox.contains("no network") && v.sandbox.contains("60s, 1024 MiB"),
+        "{}",
+        v.sandbox
+    );
     // A benchmark figure for the report, not an assertion.
     eprintln!(
         "measured: 3 sandbox runs {} ms, whole repair {repair_ms} ms ({}, {} tests)",
@@ -151,7 +164,11 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
     let branch = format!("selfheal/{}", diag.incident_id);
     assert_eq!(patch.branch.as_deref(), Some(branch.as_str()));
     assert_eq!(patch.base_commit.as_deref(), Some(head_before.trim()));
-    assert!(patch.diff.contains("+    return p / d if d != 0 else p"), "{}", patch.diff);
+    assert!(
+        patch.diff.contains("+    return p / d if d != 0 else p"),
+        "{}",
+        patch.diff
+    );
     assert!(patch.diff.contains("-def calc(p, d): return p / d"));
     assert_eq!(
         patch.files_changed,
@@ -169,11 +186,16 @@ async fn zero_division_incident_is_fixed_proven_and_committed_on_a_branch() {
 
     // The branch holds the fix and the test; the checkout is untouched.
     assert_eq!(branches(repo).await, std::slice::from_ref(&branch));
-    let fixed = git(repo, &["show", &format!("{branch}:pricing_logic.py")]).await.unwrap();
+    let fixed = git(repo, &["show", &format!("{branch}:pricing_logic.py")])
+        .await
+        .unwrap();
     assert!(fixed.contains("def calc(p, d):\n    return p / d if d != 0 else p\n"));
     let committed_test = git(repo, &["show", &format!("{branch}:{}", test.file)]).await.unwrap();
     assert_eq!(committed_test, test.code);
-    assert_eq!(patch.commit.as_deref(), Some(git(repo, &["rev-parse", &branch]).await.unwrap().trim()));
+    assert_eq!(
+        patch.commit.as_deref(),
+        Some(git(repo, &["rev-parse", &branch]).await.unwrap().trim())
+    );
     assert!(working_file(repo).contains(ORIGINAL_LINE));
     assert_eq!(git(repo, &["rev-parse", "HEAD"]).await.unwrap(), head_before);
     assert_eq!(git(repo, &["status", "--porcelain"]).await.unwrap(), "");
@@ -220,11 +242,18 @@ async fn files_changed_by_tests_in_the_sandbox_are_not_committed() {
     assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
     assert!(!patch.diff.contains("TAMPERED"), "{}", patch.diff);
     let branch = patch.branch.unwrap();
-    let committed = git(f.repo.path(), &["show", &format!("{branch}:pricing_logic.py")]).await.unwrap();
+    let committed = git(f.repo.path(), &["show", &format!("{branch}:pricing_logic.py")])
+        .await
+        .unwrap();
     assert!(!committed.contains("TAMPERED"));
     let test = patch.regression_test.unwrap();
     assert_eq!(test.file, "tests/test_selfheal_0193a8f2_7c3e_7a51_9b0e_3c9e5d1f2a44.py");
-    let earlier = git(f.repo.path(), &["show", &format!("{branch}:tests/test_selfheal_0193a8f2.py")]).await.unwrap();
+    let earlier = git(
+        f.repo.path(),
+        &["show", &format!("{branch}:tests/test_selfheal_0193a8f2.py")],
+    )
+    .await
+    .unwrap();
     assert_eq!(earlier, "def test_earlier():\n    pass\n");
 }
 
@@ -250,7 +279,10 @@ async fn a_suite_that_already_fails_ends_in_validation_failed() {
 #[tokio::test]
 async fn a_hanging_suite_times_out_and_ends_in_validation_failed() {
     let f = fixture_with(
-        &[("tests/test_hang.py", "def test_hang():\n    while True:\n        pass\n")],
+        &[(
+            "tests/test_hang.py",
+            "def test_hang():\n    while True:\n        pass\n",
+        )],
         |e| e.test_timeout = Duration::from_secs(2),
     )
     .await;
@@ -271,13 +303,19 @@ async fn a_policy_denial_creates_no_branch() {
     let policy = patch.policy.clone().unwrap();
     assert!(!policy.allowed);
     assert!(
-        policy.violations.iter().any(|v| v.starts_with("protected-path: pricing_logic.py")),
+        policy
+            .violations
+            .iter()
+            .any(|v| v.starts_with("protected-path: pricing_logic.py")),
         "{:?}",
         policy.violations
     );
     assert_eq!(patch.attempts.last().unwrap().result, "policy-denied");
     assert!(patch.validation.unwrap().suite_passed);
-    assert!(patch.diff.contains("if d != 0"), "the denied diff is shown to the reviewer");
+    assert!(
+        patch.diff.contains("if d != 0"),
+        "the denied diff is shown to the reviewer"
+    );
     assert_eq!(patch.branch, None);
     assert_eq!(patch.commit, None);
     assert!(branches(f.repo.path()).await.is_empty());
@@ -329,7 +367,9 @@ async fn a_learned_diff_is_applied_in_the_sandbox() {
     assert_eq!(patch.attempts[0].strategy, "learned:human.reviewed-fix");
     assert!(patch.diff.contains("+    if d == 0:"), "{}", patch.diff);
     let branch = patch.branch.unwrap();
-    let fixed = git(f.repo.path(), &["show", &format!("{branch}:pricing_logic.py")]).await.unwrap();
+    let fixed = git(f.repo.path(), &["show", &format!("{branch}:pricing_logic.py")])
+        .await
+        .unwrap();
     assert!(fixed.contains("    if d == 0:\n        return p\n"));
 }
 
@@ -381,7 +421,11 @@ async fn not_localised_diagnoses_are_passed_on_without_work() {
 async fn without_a_sandbox_validation_is_refused() {
     let repo = pricing_repo(&[]).await;
     let work = tempfile::tempdir().unwrap();
-    let repairer = repairer_for(entry(repo.path()), Arc::new(NoSandbox::new("no namespaces")), work.path());
+    let repairer = repairer_for(
+        entry(repo.path()),
+        Arc::new(NoSandbox::new("no namespaces")),
+        work.path(),
+    );
     let patch = repairer.repair(diagnosis(repo.path())).await;
     assert_eq!(patch.status, PatchStatus::Error, "{}", explain(&patch));
     assert!(patch.summary.contains("refusing to validate") && patch.summary.contains("no namespaces"));
@@ -433,21 +477,22 @@ async fn sandboxed_tests_cannot_reach_the_network() {
     let run = |sandbox: ProcessSandbox, code: String| {
         let dir: PathBuf = dir.path().to_path_buf();
         let limits = limits.clone();
-        async move {
-            sandbox
-                .run(&dir, &[python(), "-c".into(), code], limits)
-                .await
-                .unwrap()
-        }
+        async move { sandbox.run(&dir, &[python(), "-c".into(), code], limits).await.unwrap() }
     };
     let inside = run(ProcessSandbox::probe().unwrap(), probe.clone()).await;
     assert_eq!(inside.exit_code, Some(7), "{inside:?}");
     assert!(inside.output_tail.contains("BLOCKED"));
-    assert!(listener.accept().is_err(), "the host listener must not have been reached");
+    assert!(
+        listener.accept().is_err(),
+        "the host listener must not have been reached"
+    );
     let inside_external = run(ProcessSandbox::probe().unwrap(), external.to_string()).await;
     assert_eq!(inside_external.exit_code, Some(7), "{inside_external:?}");
 
     let control = run(ProcessSandbox::new(crate::sandbox::Isolation::Unsandboxed), probe).await;
     assert!(control.output_tail.contains("CONNECTED"), "{control:?}");
-    assert!(listener.accept().is_ok(), "the unsandboxed control run reached the listener");
+    assert!(
+        listener.accept().is_ok(),
+        "the unsandboxed control run reached the listener"
+    );
 }

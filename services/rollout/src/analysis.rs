@@ -28,7 +28,11 @@ pub struct Counts {
 impl Counts {
     /// Error rate 0..1; 0 without requests.
     pub fn rate(&self) -> f64 {
-        if self.total <= 0 { 0.0 } else { self.errors as f64 / self.total as f64 }
+        if self.total <= 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.total as f64
+        }
     }
 }
 
@@ -96,15 +100,27 @@ pub fn decide(canary: Counts, stable: Counts, config: &AnalysisConfig) -> (Decis
     if canary.total < config.min_requests {
         return (
             Decision::RollBack,
-            format!("insufficient canary traffic: {} requests, {} needed", canary.total, config.min_requests),
+            format!(
+                "insufficient canary traffic: {} requests, {} needed",
+                canary.total, config.min_requests
+            ),
         );
     }
     if canary.rate() <= stable.rate() + config.tolerance {
-        (Decision::Promote, format!("canary {c:.1}% errors vs stable {s:.1}% ({} vs {} requests)", canary.total, stable.total))
+        (
+            Decision::Promote,
+            format!(
+                "canary {c:.1}% errors vs stable {s:.1}% ({} vs {} requests)",
+                canary.total, stable.total
+            ),
+        )
     } else {
         (
             Decision::RollBack,
-            format!("canary {c:.1}% errors is worse than stable {s:.1}% ({} vs {} requests)", canary.total, stable.total),
+            format!(
+                "canary {c:.1}% errors is worse than stable {s:.1}% ({} vs {} requests)",
+                canary.total, stable.total
+            ),
         )
     }
 }
@@ -127,7 +143,13 @@ pub async fn analyze(
         let enough = canary.total >= config.min_requests && stable.total >= config.min_requests;
         if (observed >= config.min_window && enough) || observed >= config.max_window {
             let (decision, reason) = decide(canary, stable, config);
-            return Analysis { decision, canary, stable, observed, reason };
+            return Analysis {
+                decision,
+                canary,
+                stable,
+                observed,
+                reason,
+            };
         }
     }
 }
@@ -160,13 +182,33 @@ mod tests {
 
     fn growing(canary: (i64, i64), stable: (i64, i64)) -> Growing {
         let mut step = HashMap::new();
-        step.insert("new".to_string(), Counts { errors: canary.0, total: canary.1 });
-        step.insert("old".to_string(), Counts { errors: stable.0, total: stable.1 });
-        Growing { step, now: Mutex::new(HashMap::new()) }
+        step.insert(
+            "new".to_string(),
+            Counts {
+                errors: canary.0,
+                total: canary.1,
+            },
+        );
+        step.insert(
+            "old".to_string(),
+            Counts {
+                errors: stable.0,
+                total: stable.1,
+            },
+        );
+        Growing {
+            step,
+            now: Mutex::new(HashMap::new()),
+        }
     }
 
     fn fast() -> AnalysisConfig {
-        AnalysisConfig { min_window: Duration::from_millis(20), max_window: Duration::from_millis(200), poll: Duration::from_millis(5), ..Default::default() }
+        AnalysisConfig {
+            min_window: Duration::from_millis(20),
+            max_window: Duration::from_millis(200),
+            poll: Duration::from_millis(5),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -200,9 +242,29 @@ mod tests {
     fn tolerance_allows_equal_or_slightly_worse() {
         let cfg = AnalysisConfig::default();
         let stable = Counts { errors: 10, total: 100 };
-        assert_eq!(decide(Counts { errors: 10, total: 100 }, stable, &cfg).0, Decision::Promote);
-        assert_eq!(decide(Counts { errors: 105, total: 1000 }, stable, &cfg).0, Decision::Promote);
-        assert_eq!(decide(Counts { errors: 12, total: 100 }, stable, &cfg).0, Decision::RollBack);
-        assert_eq!(decide(Counts { errors: 0, total: 9 }, stable, &cfg).0, Decision::RollBack);
+        assert_eq!(
+            decide(Counts { errors: 10, total: 100 }, stable, &cfg).0,
+            Decision::Promote
+        );
+        assert_eq!(
+            decide(
+                Counts {
+                    errors: 105,
+                    total: 1000
+                },
+                stable,
+                &cfg
+            )
+            .0,
+            Decision::Promote
+        );
+        assert_eq!(
+            decide(Counts { errors: 12, total: 100 }, stable, &cfg).0,
+            Decision::RollBack
+        );
+        assert_eq!(
+            decide(Counts { errors: 0, total: 9 }, stable, &cfg).0,
+            Decision::RollBack
+        );
     }
 }

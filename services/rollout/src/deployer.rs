@@ -34,7 +34,12 @@ pub trait Deployer: Send + Sync {
     /// Starts the patched version beside stable, healthy but without traffic.
     async fn start_canary(&self, svc: &ServiceEntry, patch: &Patch) -> Result<CanaryHandle, DeployError>;
     /// Sends `percent` of the traffic to the canary.
-    async fn set_canary_weight(&self, svc: &ServiceEntry, canary: &CanaryHandle, percent: u8) -> Result<(), DeployError>;
+    async fn set_canary_weight(
+        &self,
+        svc: &ServiceEntry,
+        canary: &CanaryHandle,
+        percent: u8,
+    ) -> Result<(), DeployError>;
     /// Makes the canary the stable version and retires the old one.
     async fn promote(&self, svc: &ServiceEntry, canary: &CanaryHandle) -> Result<(), DeployError>;
     /// Removes the canary; stable is untouched.

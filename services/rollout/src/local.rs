@@ -56,7 +56,12 @@ pub struct LocalProcessConfig {
 impl LocalProcessConfig {
     /// Settings with defaults: no OTLP override, no python override, 20 s health timeout.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        LocalProcessConfig { collector_otlp_url: None, python: None, state_dir: state_dir.into(), health_timeout: Duration::from_secs(20) }
+        LocalProcessConfig {
+            collector_otlp_url: None,
+            python: None,
+            state_dir: state_dir.into(),
+            health_timeout: Duration::from_secs(20),
+        }
     }
 }
 
@@ -71,20 +76,50 @@ struct DeploySpec {
 
 impl DeploySpec {
     fn of(svc: &ServiceEntry) -> Result<Self, DeployError> {
-        let bad = |problem: String| DeployError::Config { service: svc.name.clone(), problem };
-        let command = svc.deploy_strings("command").map_err(|e| bad(e.to_string()))?.unwrap_or_default();
+        let bad = |problem: String| DeployError::Config {
+            service: svc.name.clone(),
+            problem,
+        };
+        let command = svc
+            .deploy_strings("command")
+            .map_err(|e| bad(e.to_string()))?
+            .unwrap_or_default();
         if command.first().is_none_or(|p| p.trim().is_empty()) {
             return Err(bad("deploy.command is missing or empty".into()));
         }
-        let port = svc.deploy_int("port").map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("deploy.port is missing".into()))?;
-        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| bad(format!("deploy.port {port} is not a port")))?;
+        let port = svc
+            .deploy_int("port")
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(|| bad("deploy.port is missing".into()))?;
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad(format!("deploy.port {port} is not a port")))?;
         let canary_port = match svc.deploy_int("canary_port").map_err(|e| bad(e.to_string()))? {
             None => None,
-            Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| bad(format!("deploy.canary_port {p} is not a port")))?),
+            Some(p) => Some(
+                u16::try_from(p)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad(format!("deploy.canary_port {p} is not a port")))?,
+            ),
         };
-        let health_path = svc.deploy_str("health_path").map_err(|e| bad(e.to_string()))?.unwrap_or("/").to_string();
-        let health_path = if health_path.starts_with('/') { health_path } else { format!("/{health_path}") };
-        Ok(DeploySpec { command, port, canary_port, health_path })
+        let health_path = svc
+            .deploy_str("health_path")
+            .map_err(|e| bad(e.to_string()))?
+            .unwrap_or("/")
+            .to_string();
+        let health_path = if health_path.starts_with('/') {
+            health_path
+        } else {
+            format!("/{health_path}")
+        };
+        Ok(DeploySpec {
+            command,
+            port,
+            canary_port,
+            health_path,
+        })
     }
 }
 
@@ -119,7 +154,10 @@ pub struct LocalProcessDeployer {
 impl LocalProcessDeployer {
     /// A deployer keeping its worktrees and logs under `config.state_dir`.
     pub fn new(config: LocalProcessConfig) -> Self {
-        LocalProcessDeployer { config, services: Mutex::new(HashMap::new()) }
+        LocalProcessDeployer {
+            config,
+            services: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Starts the service's stable version (the repository's current HEAD) and its proxy,
@@ -138,7 +176,9 @@ impl LocalProcessDeployer {
     pub async fn shutdown(&self) {
         let mut services = self.services.lock().await;
         for (name, running) in services.drain() {
-            let Running { proxy, stable, canary, .. } = running;
+            let Running {
+                proxy, stable, canary, ..
+            } = running;
             drop(proxy);
             if let Some((_, canary)) = canary {
                 self.retire(&name, canary).await;
@@ -147,7 +187,11 @@ impl LocalProcessDeployer {
         }
     }
 
-    async fn ensure_locked(&self, services: &mut HashMap<String, Running>, svc: &ServiceEntry) -> Result<String, DeployError> {
+    async fn ensure_locked(
+        &self,
+        services: &mut HashMap<String, Running>,
+        svc: &ServiceEntry,
+    ) -> Result<String, DeployError> {
         if let Some(running) = services.get(&svc.name) {
             return Ok(running.stable.version.clone());
         }
@@ -161,7 +205,10 @@ impl LocalProcessDeployer {
             let _ = git(repo, &["worktree", "prune"]).await;
         }
         let commit = git(repo, &["rev-parse", "HEAD"]).await?;
-        let branch = git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await.ok().filter(|b| !b.is_empty());
+        let branch = git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .await
+            .ok()
+            .filter(|b| !b.is_empty());
         let port = free_port(None)?;
         let stable = self.launch(svc, &spec, &commit, "stable", port).await?;
         let listen = SocketAddr::from(([127, 0, 0, 1], spec.port));
@@ -174,15 +221,35 @@ impl LocalProcessDeployer {
         };
         let version = stable.version.clone();
         tracing::info!(service = %svc.name, %version, public = %proxy.addr(), internal = %stable.addr, "stable version serving");
-        services.insert(svc.name.clone(), Running { proxy, stable, canary: None, branch });
+        services.insert(
+            svc.name.clone(),
+            Running {
+                proxy,
+                stable,
+                canary: None,
+                branch,
+            },
+        );
         Ok(version)
     }
 
     /// Makes a worktree at `commit`, starts the command there and waits for health.
-    async fn launch(&self, svc: &ServiceEntry, spec: &DeploySpec, commit: &str, role: &str, port: u16) -> Result<Instance, DeployError> {
+    async fn launch(
+        &self,
+        svc: &ServiceEntry,
+        spec: &DeploySpec,
+        commit: &str,
+        role: &str,
+        port: u16,
+    ) -> Result<Instance, DeployError> {
         let version: String = commit.chars().take(SHORT_SHA).collect();
         let stamp = selfheal_core::now_ms();
-        let worktree = self.config.state_dir.join("worktrees").join(&svc.name).join(format!("{role}-{version}-{stamp}"));
+        let worktree = self
+            .config
+            .state_dir
+            .join("worktrees")
+            .join(&svc.name)
+            .join(format!("{role}-{version}-{stamp}"));
         if let Some(parent) = worktree.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -198,7 +265,11 @@ impl LocalProcessDeployer {
         {
             *first = python.clone();
         }
-        let source_dir = if svc.source_root == "." { worktree.clone() } else { worktree.join(&svc.source_root) };
+        let source_dir = if svc.source_root == "." {
+            worktree.clone()
+        } else {
+            worktree.join(&svc.source_root)
+        };
         let mut cmd = Command::new(&command[0]);
         cmd.args(&command[1..])
             .current_dir(&source_dir)
@@ -222,7 +293,14 @@ impl LocalProcessDeployer {
             }
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut instance = Instance { version, commit: commit.to_string(), repo: svc.repository.clone(), worktree, addr, child };
+        let mut instance = Instance {
+            version,
+            commit: commit.to_string(),
+            repo: svc.repository.clone(),
+            worktree,
+            addr,
+            child,
+        };
         if let Err(e) = wait_healthy(&mut instance, &spec.health_path, self.config.health_timeout, &log_path).await {
             self.retire(&svc.name, instance).await;
             return Err(e);
@@ -251,17 +329,33 @@ impl Deployer for LocalProcessDeployer {
 
     async fn start_canary(&self, svc: &ServiceEntry, patch: &Patch) -> Result<CanaryHandle, DeployError> {
         let spec = DeploySpec::of(svc)?;
-        let commit = patch.commit.clone().ok_or_else(|| DeployError::Config { service: svc.name.clone(), problem: "the patch names no commit".into() })?;
+        let commit = patch.commit.clone().ok_or_else(|| DeployError::Config {
+            service: svc.name.clone(),
+            problem: "the patch names no commit".into(),
+        })?;
         // Only a commit id goes to git, never free text from the record.
         if commit.is_empty() || commit.len() > 64 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(DeployError::Config { service: svc.name.clone(), problem: format!("`{commit}` is not a commit id") });
+            return Err(DeployError::Config {
+                service: svc.name.clone(),
+                problem: format!("`{commit}` is not a commit id"),
+            });
         }
         let mut services = self.services.lock().await;
         self.ensure_locked(&mut services, svc).await?;
-        if let Some(Running { canary: Some((old_id, _)), .. }) = services.get(&svc.name) {
-            return Err(DeployError::Process(format!("a canary for incident {old_id} is still running")));
+        if let Some(Running {
+            canary: Some((old_id, _)),
+            ..
+        }) = services.get(&svc.name)
+        {
+            return Err(DeployError::Process(format!(
+                "a canary for incident {old_id} is still running"
+            )));
         }
-        let commit = git(&svc.repository, &["rev-parse", "--verify", &format!("{commit}^{{commit}}")]).await?;
+        let commit = git(
+            &svc.repository,
+            &["rev-parse", "--verify", &format!("{commit}^{{commit}}")],
+        )
+        .await?;
         let port = free_port(spec.canary_port)?;
         let instance = self.launch(svc, &spec, &commit, "canary", port).await?;
         let handle = CanaryHandle {
@@ -281,22 +375,43 @@ impl Deployer for LocalProcessDeployer {
         Ok(handle)
     }
 
-    async fn set_canary_weight(&self, svc: &ServiceEntry, canary: &CanaryHandle, percent: u8) -> Result<(), DeployError> {
+    async fn set_canary_weight(
+        &self,
+        svc: &ServiceEntry,
+        canary: &CanaryHandle,
+        percent: u8,
+    ) -> Result<(), DeployError> {
         let services = self.services.lock().await;
-        let running = services.get(&svc.name).ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
+        let running = services
+            .get(&svc.name)
+            .ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
         let canary_addr = match &running.canary {
             Some((id, inst)) if *id == canary.incident_id => inst.addr,
-            _ => return Err(DeployError::NotDeployed(format!("no canary of incident {} for {}", canary.incident_id, svc.name))),
+            _ => {
+                return Err(DeployError::NotDeployed(format!(
+                    "no canary of incident {} for {}",
+                    canary.incident_id, svc.name
+                )));
+            }
         };
-        running.proxy.set(Backends { stable: running.stable.addr, canary: Some(canary_addr), canary_percent: percent.min(100) });
+        running.proxy.set(Backends {
+            stable: running.stable.addr,
+            canary: Some(canary_addr),
+            canary_percent: percent.min(100),
+        });
         Ok(())
     }
 
     async fn promote(&self, svc: &ServiceEntry, canary: &CanaryHandle) -> Result<(), DeployError> {
         let mut services = self.services.lock().await;
-        let running = services.get_mut(&svc.name).ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
+        let running = services
+            .get_mut(&svc.name)
+            .ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
         if !matches!(&running.canary, Some((id, _)) if *id == canary.incident_id) {
-            return Err(DeployError::NotDeployed(format!("no canary of incident {} for {}", canary.incident_id, svc.name)));
+            return Err(DeployError::NotDeployed(format!(
+                "no canary of incident {} for {}",
+                canary.incident_id, svc.name
+            )));
         }
         // The repository first: if the branch cannot move, nothing changes for traffic.
         if let Some(branch) = running.branch.clone() {
@@ -305,7 +420,11 @@ impl Deployer for LocalProcessDeployer {
         let Some((_, new_stable)) = running.canary.take() else {
             return Err(DeployError::NotDeployed(svc.name.clone()));
         };
-        running.proxy.set(Backends { stable: new_stable.addr, canary: None, canary_percent: 0 });
+        running.proxy.set(Backends {
+            stable: new_stable.addr,
+            canary: None,
+            canary_percent: 0,
+        });
         let old = std::mem::replace(&mut running.stable, new_stable);
         drop(services);
         self.retire(&svc.name, old).await;
@@ -314,13 +433,22 @@ impl Deployer for LocalProcessDeployer {
 
     async fn rollback(&self, svc: &ServiceEntry, canary: &CanaryHandle) -> Result<(), DeployError> {
         let mut services = self.services.lock().await;
-        let running = services.get_mut(&svc.name).ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
-        running.proxy.set(Backends { stable: running.stable.addr, canary: None, canary_percent: 0 });
+        let running = services
+            .get_mut(&svc.name)
+            .ok_or_else(|| DeployError::NotDeployed(svc.name.clone()))?;
+        running.proxy.set(Backends {
+            stable: running.stable.addr,
+            canary: None,
+            canary_percent: 0,
+        });
         let instance = match running.canary.take() {
             Some((id, inst)) if id == canary.incident_id => inst,
             other => {
                 running.canary = other;
-                return Err(DeployError::NotDeployed(format!("no canary of incident {} for {}", canary.incident_id, svc.name)));
+                return Err(DeployError::NotDeployed(format!(
+                    "no canary of incident {} for {}",
+                    canary.incident_id, svc.name
+                )));
             }
         };
         drop(services);
@@ -335,10 +463,12 @@ async fn advance_branch(repo: &Path, branch: &str, commit: &str) -> Result<(), D
     if head == commit {
         return Ok(());
     }
-    git(repo, &["merge-base", "--is-ancestor", &head, commit]).await.map_err(|_| DeployError::Git {
-        args: format!("merge-base --is-ancestor {head} {commit}"),
-        message: format!("{branch} moved on since the patch was made; not a fast-forward"),
-    })?;
+    git(repo, &["merge-base", "--is-ancestor", &head, commit])
+        .await
+        .map_err(|_| DeployError::Git {
+            args: format!("merge-base --is-ancestor {head} {commit}"),
+            message: format!("{branch} moved on since the patch was made; not a fast-forward"),
+        })?;
     let checked_out = git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await.ok();
     if checked_out.as_deref() == Some(branch) {
         git(repo, &["merge", "--ff-only", "--quiet", commit]).await?;
@@ -360,7 +490,12 @@ fn free_port(preferred: Option<u16>) -> Result<u16, DeployError> {
 }
 
 /// Polls the health path until it answers 200, the process dies or time runs out.
-async fn wait_healthy(instance: &mut Instance, health_path: &str, timeout: Duration, log: &Path) -> Result<(), DeployError> {
+async fn wait_healthy(
+    instance: &mut Instance,
+    health_path: &str,
+    timeout: Duration,
+    log: &Path,
+) -> Result<(), DeployError> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))
@@ -398,7 +533,14 @@ async fn wait_healthy(instance: &mut Instance, health_path: &str, timeout: Durat
 fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ").chars().take(800).collect()
+    lines
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ")
+        .chars()
+        .take(800)
+        .collect()
 }
 
 /// SIGTERM, a grace period, then SIGKILL.
@@ -433,9 +575,15 @@ pub(crate) async fn git(repo: &Path, args: &[&str]) -> Result<String, DeployErro
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| DeployError::Git { args: args.join(" "), message: e.to_string() })?;
+        .map_err(|e| DeployError::Git {
+            args: args.join(" "),
+            message: e.to_string(),
+        })?;
     if !out.status.success() {
-        return Err(DeployError::Git { args: args.join(" "), message: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect() });
+        return Err(DeployError::Git {
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -472,19 +620,32 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
             .env("GIT_COMMITTER_EMAIL", "t@example.com")
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn commit_app(repo: &Path, message: &str) -> String {
-        std::fs::write(repo.join("app.py"), APP.replace("MESSAGE = \"stable\"", &format!("MESSAGE = \"{message}\""))).unwrap();
+        std::fs::write(
+            repo.join("app.py"),
+            APP.replace("MESSAGE = \"stable\"", &format!("MESSAGE = \"{message}\"")),
+        )
+        .unwrap();
         sh(repo, &["add", "app.py"]);
         sh(repo, &["commit", "-q", "-m", message]);
         sh(repo, &["rev-parse", "HEAD"])
     }
 
     fn tools_present() -> bool {
-        let ok = |p: &str| StdCommand::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+        let ok = |p: &str| {
+            StdCommand::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
         ok("git") && ok("python3")
     }
 
@@ -493,7 +654,14 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
     }
 
     async fn get(client: &reqwest::Client, addr: SocketAddr) -> String {
-        client.get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap()
+        client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -515,10 +683,16 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 
         let mut svc = ServiceEntry::new("tiny", &repo, "python", vec!["true".into()]);
         let public = port();
-        svc.deploy.insert("command".into(), toml::Value::Array(vec!["python3".into(), "app.py".into()]));
-        svc.deploy.insert("port".into(), toml::Value::Integer(i64::from(public)));
-        svc.deploy.insert("canary_port".into(), toml::Value::Integer(i64::from(port())));
-        svc.deploy.insert("health_path".into(), toml::Value::String("/healthz".into()));
+        svc.deploy.insert(
+            "command".into(),
+            toml::Value::Array(vec!["python3".into(), "app.py".into()]),
+        );
+        svc.deploy
+            .insert("port".into(), toml::Value::Integer(i64::from(public)));
+        svc.deploy
+            .insert("canary_port".into(), toml::Value::Integer(i64::from(port())));
+        svc.deploy
+            .insert("health_path".into(), toml::Value::String("/healthz".into()));
         svc.extra_env.insert("EXTRA".into(), "x1".into());
         let mut config = LocalProcessConfig::new(tmp.path().join("state"));
         config.health_timeout = Duration::from_secs(20);
@@ -544,7 +718,11 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
         for _ in 0..8 {
             answers.push(get(&client, public_addr).await);
         }
-        assert_eq!(answers.iter().filter(|a| a.starts_with("patched")).count(), 2, "{answers:?}");
+        assert_eq!(
+            answers.iter().filter(|a| a.starts_with("patched")).count(),
+            2,
+            "{answers:?}"
+        );
 
         // Promotion: the canary serves everything, the branch moved, the old process is gone.
         deployer.promote(&svc, &canary).await.unwrap();
@@ -552,8 +730,16 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
             assert!(get(&client, public_addr).await.starts_with("patched"));
         }
         assert_eq!(sh(&repo, &["rev-parse", "main"]), v2);
-        assert!(repo.join("app.py").exists() && std::fs::read_to_string(repo.join("app.py")).unwrap().contains("patched"));
-        assert!(tokio::net::TcpStream::connect(old_stable_addr).await.is_err(), "old stable stopped");
+        assert!(
+            repo.join("app.py").exists()
+                && std::fs::read_to_string(repo.join("app.py"))
+                    .unwrap()
+                    .contains("patched")
+        );
+        assert!(
+            tokio::net::TcpStream::connect(old_stable_addr).await.is_err(),
+            "old stable stopped"
+        );
         assert_eq!(deployer.stable_version(&svc).await.unwrap(), v2[..SHORT_SHA]);
 
         // A second canary that is rolled back leaves stable serving and the branch alone.
@@ -569,7 +755,10 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
         for _ in 0..4 {
             assert!(get(&client, public_addr).await.starts_with("patched"));
         }
-        assert!(tokio::net::TcpStream::connect(canary_addr).await.is_err(), "canary stopped");
+        assert!(
+            tokio::net::TcpStream::connect(canary_addr).await.is_err(),
+            "canary stopped"
+        );
         assert_eq!(sh(&repo, &["rev-parse", "main"]), v2);
 
         // A canary that never becomes healthy fails; stable keeps serving.
@@ -580,7 +769,10 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
         assert!(get(&client, public_addr).await.starts_with("patched"));
 
         deployer.shutdown().await;
-        assert!(tokio::net::TcpStream::connect(public_addr).await.is_err(), "proxy stopped");
+        assert!(
+            tokio::net::TcpStream::connect(public_addr).await.is_err(),
+            "proxy stopped"
+        );
         let worktrees = sh(&repo, &["worktree", "list"]);
         assert_eq!(worktrees.lines().count(), 1, "worktrees removed: {worktrees}");
     }

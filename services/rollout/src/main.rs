@@ -13,7 +13,9 @@ use selfheal_core::service::{Shared, run_stage, start_stage};
 use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
 use selfheal_events::{Codec, topics};
 use selfheal_governance::PolicyEngine;
-use selfheal_rollout::{AnalysisConfig, KafkaErrorRates, LocalProcessConfig, LocalProcessDeployer, Rollout, RolloutConfig};
+use selfheal_rollout::{
+    AnalysisConfig, KafkaErrorRates, LocalProcessConfig, LocalProcessDeployer, Rollout, RolloutConfig,
+};
 
 /// Reads `patches` and `approvals`, deploys approved patches as canaries, writes `rollouts`.
 #[derive(Debug, Parser)]
@@ -72,17 +74,27 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .context("serving operations endpoints")?;
-    let catalog = Arc::new(Catalog::load(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?);
+    serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .context("serving operations endpoints")?;
+    let catalog =
+        Arc::new(Catalog::load(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?);
     let policy = Arc::new(match &args.policy_dir {
         Some(dir) => PolicyEngine::from_dir(dir).with_context(|| format!("policies in {}", dir.display()))?,
         None => PolicyEngine::embedded().context("embedded policies")?,
     });
     let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let rates = KafkaErrorRates::start(&args.kafka, codec.clone(), &args.kafka.topic(topics::TELEMETRY_RAW), shutdown.clone())
-        .context("traffic observer")?;
+    let rates = KafkaErrorRates::start(
+        &args.kafka,
+        codec.clone(),
+        &args.kafka.topic(topics::TELEMETRY_RAW),
+        shutdown.clone(),
+    )
+    .context("traffic observer")?;
     let deployer = Arc::new(LocalProcessDeployer::new(LocalProcessConfig {
         collector_otlp_url: Some(args.collector_otlp_url.clone()),
         python: args.python.clone(),
@@ -110,7 +122,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let stage = Rollout::new(catalog, policy, deployer.clone(), Arc::new(rates), config).context("rollout state")?;
     let approvals = Arc::new(stage.approvals());
-    let shared = Shared { kafka: args.kafka, runtime: args.runtime, codec, metrics, health, shutdown };
+    let shared = Shared {
+        kafka: args.kafka,
+        runtime: args.runtime,
+        codec,
+        metrics,
+        health,
+        shutdown,
+    };
     let mut approvals_shared = shared.clone();
     approvals_shared.runtime.group_id = shared.runtime.group_id.as_ref().map(|g| format!("{g}-approvals"));
     let approvals_task = start_stage(approvals, approvals_shared);
@@ -119,6 +138,8 @@ async fn main() -> anyhow::Result<()> {
     let approvals_result = approvals_task.await;
     deployer.shutdown().await;
     result.context("rollout stage")?;
-    approvals_result.context("approvals stage panicked")?.context("approvals stage")?;
+    approvals_result
+        .context("approvals stage panicked")?
+        .context("approvals stage")?;
     Ok(())
 }

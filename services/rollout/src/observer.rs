@@ -84,13 +84,25 @@ pub struct KafkaErrorRates {
 
 impl KafkaErrorRates {
     /// Starts consuming `topic` (full, prefixed name) until `shutdown`; undecodable records are skipped.
-    pub fn start(kafka: &KafkaArgs, codec: Arc<Codec>, topic: &str, shutdown: Shutdown) -> Result<Self, selfheal_core::kafka::KafkaError> {
+    pub fn start(
+        kafka: &KafkaArgs,
+        codec: Arc<Codec>,
+        topic: &str,
+        shutdown: Shutdown,
+    ) -> Result<Self, selfheal_core::kafka::KafkaError> {
         let group = format!("selfheal-rollout-observer-{}", uuid::Uuid::new_v4());
         let mut cfg = selfheal_core::kafka::consumer_config(kafka, &group)?;
-        cfg.set("auto.offset.reset", "latest").set("enable.auto.commit", "false");
-        let consumer: StreamConsumer = cfg.create().map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
-        consumer.subscribe(&[topic]).map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
-        let rates = KafkaErrorRates { log: Arc::new(Mutex::new(RequestLog::default())) };
+        cfg.set("auto.offset.reset", "latest")
+            .set("enable.auto.commit", "false");
+        let consumer: StreamConsumer = cfg
+            .create()
+            .map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
+        let rates = KafkaErrorRates {
+            log: Arc::new(Mutex::new(RequestLog::default())),
+        };
         let log = rates.log.clone();
         tokio::spawn(async move {
             loop {
@@ -124,7 +136,10 @@ impl KafkaErrorRates {
 #[async_trait]
 impl ErrorRates for KafkaErrorRates {
     async fn rates(&self, service: &str, version: &str, since_ms: i64) -> Counts {
-        self.log.lock().map(|l| l.counts(service, version, since_ms)).unwrap_or_default()
+        self.log
+            .lock()
+            .map(|l| l.counts(service, version, since_ms))
+            .unwrap_or_default()
     }
 }
 

@@ -45,7 +45,10 @@ pub struct WeightedProxy {
 
 impl std::fmt::Debug for WeightedProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WeightedProxy").field("addr", &self.addr).field("backends", &self.backends()).finish()
+        f.debug_struct("WeightedProxy")
+            .field("addr", &self.addr)
+            .field("backends", &self.backends())
+            .finish()
     }
 }
 
@@ -75,7 +78,11 @@ impl WeightedProxy {
             .build()
             .map_err(|e| DeployError::Proxy(e.to_string()))?;
         let inner = Arc::new(Inner {
-            backends: RwLock::new(Backends { stable, canary: None, canary_percent: 0 }),
+            backends: RwLock::new(Backends {
+                stable,
+                canary: None,
+                canary_percent: 0,
+            }),
             counter: AtomicU64::new(0),
             client,
         });
@@ -115,7 +122,15 @@ impl WeightedProxy {
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
     )
 }
 
@@ -145,7 +160,13 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
-    let upstream = inner.client.request(parts.method, &url).headers(copy_headers(&parts.headers)).body(body).send().await;
+    let upstream = inner
+        .client
+        .request(parts.method, &url)
+        .headers(copy_headers(&parts.headers))
+        .body(body)
+        .send()
+        .await;
     let upstream = match upstream {
         Ok(r) => r,
         Err(e) => {
@@ -193,12 +214,18 @@ mod tests {
     async fn splits_real_traffic_exactly() {
         let stable = tiny_server("stable").await;
         let canary = tiny_server("canary").await;
-        let proxy = WeightedProxy::start("127.0.0.1:0".parse().unwrap(), stable).await.unwrap();
+        let proxy = WeightedProxy::start("127.0.0.1:0".parse().unwrap(), stable)
+            .await
+            .unwrap();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let url = format!("http://{}/price?x=1", proxy.addr());
         let body = client.post(&url).body("{}").send().await.unwrap().text().await.unwrap();
         assert_eq!(body, "stable");
-        proxy.set(Backends { stable, canary: Some(canary), canary_percent: 25 });
+        proxy.set(Backends {
+            stable,
+            canary: Some(canary),
+            canary_percent: 25,
+        });
         let mut canary_hits = 0;
         for _ in 0..40 {
             if client.get(&url).send().await.unwrap().text().await.unwrap() == "canary" {
@@ -206,7 +233,11 @@ mod tests {
             }
         }
         assert_eq!(canary_hits, 10);
-        proxy.set(Backends { stable: canary, canary: None, canary_percent: 0 });
+        proxy.set(Backends {
+            stable: canary,
+            canary: None,
+            canary_percent: 0,
+        });
         assert_eq!(client.get(&url).send().await.unwrap().text().await.unwrap(), "canary");
     }
 
@@ -215,7 +246,9 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = l.local_addr().unwrap();
         drop(l);
-        let proxy = WeightedProxy::start("127.0.0.1:0".parse().unwrap(), dead).await.unwrap();
+        let proxy = WeightedProxy::start("127.0.0.1:0".parse().unwrap(), dead)
+            .await
+            .unwrap();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let r = client.get(format!("http://{}/", proxy.addr())).send().await.unwrap();
         assert_eq!(r.status(), 502);

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use selfheal_catalog::{Autonomy, Catalog, ServiceEntry};
 use selfheal_core::{RecordContext, Stage, StageError, now_ms};
-use selfheal_events::{Approval, ApprovalDecision, ApprovalMode, Patch, PatchStatus, Rollout as RolloutRecord, RolloutStep};
+use selfheal_events::{
+    Approval, ApprovalDecision, ApprovalMode, Patch, PatchStatus, Rollout as RolloutRecord, RolloutStep,
+};
 use selfheal_governance::{DeployInput, DeployVerdict, PolicyEngine};
 
 use crate::analysis::{AnalysisConfig, Decision, ErrorRates, analyze};
@@ -40,7 +42,12 @@ pub struct RolloutConfig {
 impl RolloutConfig {
     /// Defaults with state under `state_dir`: environment `production`, no freeze.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        RolloutConfig { analysis: AnalysisConfig::default(), environment: "production".into(), change_freeze: false, state_dir: state_dir.into() }
+        RolloutConfig {
+            analysis: AnalysisConfig::default(),
+            environment: "production".into(),
+            change_freeze: false,
+            state_dir: state_dir.into(),
+        }
     }
 }
 
@@ -58,7 +65,10 @@ pub struct RolloutCore {
 
 impl std::fmt::Debug for RolloutCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RolloutCore").field("deployer", &self.deployer.name()).field("config", &self.config).finish()
+        f.debug_struct("RolloutCore")
+            .field("deployer", &self.deployer.name())
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -79,7 +89,10 @@ impl Steps {
             timeline: patch.timeline.clone(),
             ..Default::default()
         };
-        Steps { current, out: Vec::new() }
+        Steps {
+            current,
+            out: Vec::new(),
+        }
     }
 
     fn push(&mut self, step: RolloutStep, detail: impl Into<String>) -> i64 {
@@ -110,7 +123,12 @@ impl RolloutCore {
         self.store.list()
     }
 
-    fn evaluate(&self, patch: &Patch, svc: &ServiceEntry, approval: Option<selfheal_governance::Approval>) -> Result<DeployVerdict, String> {
+    fn evaluate(
+        &self,
+        patch: &Patch,
+        svc: &ServiceEntry,
+        approval: Option<selfheal_governance::Approval>,
+    ) -> Result<DeployVerdict, String> {
         let input = DeployInput {
             service: svc.name.clone(),
             autonomy: svc.autonomy,
@@ -135,7 +153,13 @@ impl RolloutCore {
 
     fn policy_denied(&self, mut steps: Steps, why: String) -> Vec<RolloutRecord> {
         let at = now_ms();
-        steps.current.approval = Some(ApprovalDecision { approved: false, by: "policy".into(), mode: ApprovalMode::Policy, at_ms: at, reason: Some(why.clone()) });
+        steps.current.approval = Some(ApprovalDecision {
+            approved: false,
+            by: "policy".into(),
+            mode: ApprovalMode::Policy,
+            at_ms: at,
+            reason: Some(why.clone()),
+        });
         steps.current.timeline.approval_ms = Some(at);
         steps.push(RolloutStep::PolicyDenied, format!("deploy denied by policy: {why}"));
         self.finish(steps)
@@ -145,12 +169,22 @@ impl RolloutCore {
     fn service_for<'a>(&'a self, patch: &Patch) -> Result<&'a ServiceEntry, Vec<RolloutRecord>> {
         let mut steps = Steps::new(patch, self.deployer.name());
         let Some(svc) = self.catalog.service(&patch.service) else {
-            steps.push(RolloutStep::Failed, format!("{} is not in the service catalog; nothing deployed", patch.service));
+            steps.push(
+                RolloutStep::Failed,
+                format!("{} is not in the service catalog; nothing deployed", patch.service),
+            );
             return Err(self.finish(steps));
         };
         if svc.deployer != self.deployer.name() {
             steps.current.deployer = svc.deployer.clone();
-            steps.push(RolloutStep::Failed, format!("deployer `{}` is not available here (this rollout runs `{}`)", svc.deployer, self.deployer.name()));
+            steps.push(
+                RolloutStep::Failed,
+                format!(
+                    "deployer `{}` is not available here (this rollout runs `{}`)",
+                    svc.deployer,
+                    self.deployer.name()
+                ),
+            );
             return Err(self.finish(steps));
         }
         Ok(svc)
@@ -164,7 +198,10 @@ impl RolloutCore {
         }
         let mut steps = Steps::new(&patch, self.deployer.name());
         if patch.status != PatchStatus::Proposed {
-            steps.push(RolloutStep::Skipped, format!("nothing to deploy ({:?}): {}", patch.status, patch.summary));
+            steps.push(
+                RolloutStep::Skipped,
+                format!("nothing to deploy ({:?}): {}", patch.status, patch.summary),
+            );
             return Ok(self.finish(steps));
         }
         let svc = match self.service_for(&patch) {
@@ -172,7 +209,11 @@ impl RolloutCore {
             Err(out) => return Ok(out),
         };
         if svc.autonomy == Autonomy::Auto {
-            let auto = selfheal_governance::Approval { approved: true, by: CATALOG_APPROVER.into(), mode: selfheal_governance::ApprovalMode::Auto };
+            let auto = selfheal_governance::Approval {
+                approved: true,
+                by: CATALOG_APPROVER.into(),
+                mode: selfheal_governance::ApprovalMode::Auto,
+            };
             match self.evaluate(&patch, svc, Some(auto)) {
                 Err(e) => return Ok(self.policy_denied(steps, format!("no verdict ({e})"))),
                 Ok(v) if !v.allowed => return Ok(self.policy_denied(steps, v.violations.join("; "))),
@@ -194,7 +235,11 @@ impl RolloutCore {
             match self.evaluate(&patch, svc, None) {
                 Err(e) => return Ok(self.policy_denied(steps, format!("no verdict ({e})"))),
                 Ok(v) => {
-                    let blocking: Vec<&String> = v.violations.iter().filter(|m| !m.starts_with("approval-required:")).collect();
+                    let blocking: Vec<&String> = v
+                        .violations
+                        .iter()
+                        .filter(|m| !m.starts_with("approval-required:"))
+                        .collect();
                     if !blocking.is_empty() {
                         let why = blocking.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ");
                         return Ok(self.policy_denied(steps, why));
@@ -205,7 +250,10 @@ impl RolloutCore {
         self.store.put(&patch).map_err(transient)?;
         steps.push(
             RolloutStep::AwaitingApproval,
-            format!("waiting for approval: `selfheal approve {}` (or reject)", patch.incident_id),
+            format!(
+                "waiting for approval: `selfheal approve {}` (or reject)",
+                patch.incident_id
+            ),
         );
         Ok(steps.out)
     }
@@ -217,7 +265,10 @@ impl RolloutCore {
             return Ok(vec![done]);
         }
         let Some(patch) = self.store.get(&approval.incident_id).map_err(transient)? else {
-            return Err(StageError::Invalid(format!("no patch is pending approval for incident {}", approval.incident_id)));
+            return Err(StageError::Invalid(format!(
+                "no patch is pending approval for incident {}",
+                approval.incident_id
+            )));
         };
         let svc = match self.service_for(&patch) {
             Ok(svc) => svc,
@@ -233,14 +284,23 @@ impl RolloutCore {
             let reason = decision.reason.clone().unwrap_or_default();
             steps.current.timeline.approval_ms = Some(decision.at_ms);
             steps.current.approval = Some(decision);
-            steps.push(RolloutStep::Rejected, format!("rejected by {by}: {reason}").trim_end_matches([':', ' ']).to_string());
+            steps.push(
+                RolloutStep::Rejected,
+                format!("rejected by {by}: {reason}")
+                    .trim_end_matches([':', ' '])
+                    .to_string(),
+            );
             return Ok(self.finish(steps));
         }
         let mode = match decision.mode {
             ApprovalMode::Automatic => selfheal_governance::ApprovalMode::Auto,
             ApprovalMode::Human | ApprovalMode::Policy => selfheal_governance::ApprovalMode::Human,
         };
-        let approval = selfheal_governance::Approval { approved: true, by: decision.by.clone(), mode };
+        let approval = selfheal_governance::Approval {
+            approved: true,
+            by: decision.by.clone(),
+            mode,
+        };
         match self.evaluate(&patch, svc, Some(approval)) {
             Err(e) => Ok(self.policy_denied(steps, format!("no verdict ({e})"))),
             Ok(v) if !v.allowed => Ok(self.policy_denied(steps, v.violations.join("; "))),
@@ -259,7 +319,10 @@ impl RolloutCore {
         let stable_version = match self.deployer.stable_version(svc).await {
             Ok(v) => v,
             Err(e) => {
-                steps.push(RolloutStep::Failed, format!("stable version unknown: {e}; nothing deployed"));
+                steps.push(
+                    RolloutStep::Failed,
+                    format!("stable version unknown: {e}; nothing deployed"),
+                );
                 return self.finish(steps);
             }
         };
@@ -267,15 +330,32 @@ impl RolloutCore {
         let canary = match self.deployer.start_canary(svc, &patch).await {
             Ok(c) => c,
             Err(e) => {
-                steps.push(RolloutStep::Failed, format!("canary did not start: {e}; stable {stable_version} keeps serving"));
+                steps.push(
+                    RolloutStep::Failed,
+                    format!("canary did not start: {e}; stable {stable_version} keeps serving"),
+                );
                 return self.finish(steps);
             }
         };
         steps.current.canary_version = Some(canary.version.clone());
-        let percent = svc.deploy_int("canary_traffic_percent").ok().flatten().unwrap_or(DEFAULT_CANARY_PERCENT).clamp(1, 100) as u8;
+        let percent = svc
+            .deploy_int("canary_traffic_percent")
+            .ok()
+            .flatten()
+            .unwrap_or(DEFAULT_CANARY_PERCENT)
+            .clamp(1, 100) as u8;
         if let Err(e) = self.deployer.set_canary_weight(svc, &canary, percent).await {
-            let undo = self.deployer.rollback(svc, &canary).await.err().map(|e| format!("; rollback failed too: {e}")).unwrap_or_default();
-            steps.push(RolloutStep::Failed, format!("cannot route traffic to the canary: {e}{undo}; stable keeps serving"));
+            let undo = self
+                .deployer
+                .rollback(svc, &canary)
+                .await
+                .err()
+                .map(|e| format!("; rollback failed too: {e}"))
+                .unwrap_or_default();
+            steps.push(
+                RolloutStep::Failed,
+                format!("cannot route traffic to the canary: {e}{undo}; stable keeps serving"),
+            );
             return self.finish(steps);
         }
         steps.current.traffic_percent = i32::from(percent);
@@ -283,10 +363,21 @@ impl RolloutCore {
         steps.current.timeline.canary_ms = Some(since);
         steps.push(
             RolloutStep::CanaryStarted,
-            format!("canary {} on {} · {percent}% traffic · stable {stable_version}", canary.version, canary.address),
+            format!(
+                "canary {} on {} · {percent}% traffic · stable {stable_version}",
+                canary.version, canary.address
+            ),
         );
 
-        let analysis = analyze(self.rates.as_ref(), &svc.name, &stable_version, &canary.version, since, &self.config.analysis).await;
+        let analysis = analyze(
+            self.rates.as_ref(),
+            &svc.name,
+            &stable_version,
+            &canary.version,
+            since,
+            &self.config.analysis,
+        )
+        .await;
         steps.current.canary_error_rate = Some(analysis.canary.rate());
         steps.current.stable_error_rate = Some(analysis.stable.rate());
         steps.current.canary_requests = analysis.canary.total;
@@ -302,19 +393,37 @@ impl RolloutCore {
                     steps.push(RolloutStep::Promoted, format!("{} {over} · promoted", analysis.reason));
                 }
                 Err(e) => {
-                    let undo = self.deployer.rollback(svc, &canary).await.err().map(|e| format!("; rollback failed too: {e}")).unwrap_or_default();
+                    let undo = self
+                        .deployer
+                        .rollback(svc, &canary)
+                        .await
+                        .err()
+                        .map(|e| format!("; rollback failed too: {e}"))
+                        .unwrap_or_default();
                     steps.current.traffic_percent = 0;
-                    steps.push(RolloutStep::Failed, format!("promotion failed: {e}{undo}; stable {stable_version} keeps serving"));
+                    steps.push(
+                        RolloutStep::Failed,
+                        format!("promotion failed: {e}{undo}; stable {stable_version} keeps serving"),
+                    );
                 }
             },
             Decision::RollBack => match self.deployer.rollback(svc, &canary).await {
                 Ok(()) => {
                     steps.current.timeline.rollback_ms = Some(now_ms());
                     steps.current.traffic_percent = 0;
-                    steps.push(RolloutStep::RolledBack, format!("{} {over} · rolled back; stable {stable_version} keeps serving", analysis.reason));
+                    steps.push(
+                        RolloutStep::RolledBack,
+                        format!(
+                            "{} {over} · rolled back; stable {stable_version} keeps serving",
+                            analysis.reason
+                        ),
+                    );
                 }
                 Err(e) => {
-                    steps.push(RolloutStep::Failed, format!("{}; rollback failed: {e}", analysis.reason));
+                    steps.push(
+                        RolloutStep::Failed,
+                        format!("{}; rollback failed: {e}", analysis.reason),
+                    );
                 }
             },
         }
@@ -350,7 +459,15 @@ impl Rollout {
         store: Arc<dyn PendingStore>,
         config: RolloutConfig,
     ) -> Self {
-        let core = RolloutCore { catalog, policy, deployer, rates, store, config, locks: std::sync::Mutex::new(HashMap::new()) };
+        let core = RolloutCore {
+            catalog,
+            policy,
+            deployer,
+            rates,
+            store,
+            config,
+            locks: std::sync::Mutex::new(HashMap::new()),
+        };
         Rollout { core: Arc::new(core) }
     }
 
@@ -399,7 +516,10 @@ impl Stage for Rollout {
 
     async fn process(&self, patch: Patch, _ctx: &RecordContext) -> Result<Vec<RolloutRecord>, StageError> {
         if !valid_incident_id(&patch.incident_id) {
-            return Err(StageError::Invalid(format!("incident id `{}` is not a plain name", patch.incident_id.escape_debug())));
+            return Err(StageError::Invalid(format!(
+                "incident id `{}` is not a plain name",
+                patch.incident_id.escape_debug()
+            )));
         }
         let lock = self.core.lock_for(&patch.service);
         let _guard = lock.lock().await;
@@ -418,9 +538,18 @@ impl Stage for ApprovalStage {
 
     async fn process(&self, approval: Approval, _ctx: &RecordContext) -> Result<Vec<RolloutRecord>, StageError> {
         if !valid_incident_id(&approval.incident_id) {
-            return Err(StageError::Invalid(format!("incident id `{}` is not a plain name", approval.incident_id.escape_debug())));
+            return Err(StageError::Invalid(format!(
+                "incident id `{}` is not a plain name",
+                approval.incident_id.escape_debug()
+            )));
         }
-        let service = self.core.store.get(&approval.incident_id).map_err(transient)?.map(|p| p.service).unwrap_or_default();
+        let service = self
+            .core
+            .store
+            .get(&approval.incident_id)
+            .map_err(transient)?
+            .map(|p| p.service)
+            .unwrap_or_default();
         let lock = self.core.lock_for(&service);
         let _guard = lock.lock().await;
         self.core.on_approval(approval).await

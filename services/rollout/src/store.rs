@@ -47,12 +47,17 @@ pub fn valid_incident_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 fn file(dir: &Path, id: &str) -> std::io::Result<PathBuf> {
     if !valid_incident_id(id) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("incident id `{}` is not a plain name", id.escape_debug())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("incident id `{}` is not a plain name", id.escape_debug()),
+        ));
     }
     Ok(dir.join(format!("{id}.json")))
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use selfheal_catalog::{Autonomy, Catalog, ServiceEntry};
 use selfheal_core::{RecordContext, Stage, StageError};
-use selfheal_events::{Approval, ApprovalDecision, ApprovalMode, Patch, PatchStatus, Rollout as RolloutRecord, RolloutStep};
+use selfheal_events::{
+    Approval, ApprovalDecision, ApprovalMode, Patch, PatchStatus, Rollout as RolloutRecord, RolloutStep,
+};
 use selfheal_governance::PolicyEngine;
 
 use crate::*;
@@ -72,9 +74,15 @@ struct Fixture {
 }
 
 fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: bool) -> Fixture {
-    let mut svc = ServiceEntry::new("pricing-api", "/nonexistent/pricing-api", "python", vec!["pytest".into()]);
+    let mut svc = ServiceEntry::new(
+        "pricing-api",
+        "/nonexistent/pricing-api",
+        "python",
+        vec!["pytest".into()],
+    );
     svc.autonomy = autonomy;
-    svc.deploy.insert("canary_traffic_percent".into(), toml::Value::Integer(25));
+    svc.deploy
+        .insert("canary_traffic_percent".into(), toml::Value::Integer(25));
     let catalog = Arc::new(Catalog::from_services([svc]).unwrap());
     let policy = Arc::new(PolicyEngine::embedded().unwrap());
     let deployer = Arc::new(deployer);
@@ -91,7 +99,11 @@ fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: b
     };
     config.change_freeze = freeze;
     let stage = Rollout::new(catalog, policy, deployer.clone(), Arc::new(FixedRates(counts)), config).unwrap();
-    Fixture { stage, deployer, _dir: dir }
+    Fixture {
+        stage,
+        deployer,
+        _dir: dir,
+    }
 }
 
 fn healthy() -> Counts {
@@ -109,7 +121,13 @@ fn steps(out: &[RolloutRecord]) -> Vec<RolloutStep> {
 fn approval(approved: bool) -> Approval {
     Approval {
         incident_id: selfheal_events::examples::patch().incident_id,
-        decision: ApprovalDecision { approved, by: "alice".into(), mode: ApprovalMode::Human, at_ms: 1_795_720_010_000, reason: Some("looks right".into()) },
+        decision: ApprovalDecision {
+            approved,
+            by: "alice".into(),
+            mode: ApprovalMode::Human,
+            at_ms: 1_795_720_010_000,
+            reason: Some("looks right".into()),
+        },
     }
 }
 
@@ -118,10 +136,21 @@ async fn auto_approval_deploys_and_promotes_with_every_step() {
     let f = fixture(Autonomy::Auto, healthy(), FakeDeployer::default(), false);
     let patch = selfheal_events::examples::patch();
     let out = f.stage.process(patch.clone(), &ctx()).await.unwrap();
-    assert_eq!(steps(&out), [RolloutStep::Approved, RolloutStep::CanaryStarted, RolloutStep::CanaryAnalyzed, RolloutStep::Promoted]);
+    assert_eq!(
+        steps(&out),
+        [
+            RolloutStep::Approved,
+            RolloutStep::CanaryStarted,
+            RolloutStep::CanaryAnalyzed,
+            RolloutStep::Promoted
+        ]
+    );
     let approval = out[0].approval.clone().unwrap();
     assert!(approval.approved);
-    assert_eq!((approval.by.as_str(), approval.mode), ("catalog", ApprovalMode::Automatic));
+    assert_eq!(
+        (approval.by.as_str(), approval.mode),
+        ("catalog", ApprovalMode::Automatic)
+    );
     assert!(out[0].timeline.approval_ms.is_some() && out[0].timeline.canary_ms.is_none());
     assert_eq!(out[1].traffic_percent, 25);
     assert!(out[1].timeline.canary_ms.is_some());
@@ -132,10 +161,16 @@ async fn auto_approval_deploys_and_promotes_with_every_step() {
     assert_eq!((last.canary_requests, last.stable_requests), (30, 100));
     assert_eq!(last.stable_version.as_deref(), Some("a1b2c3d"));
     assert_eq!(last.canary_version.as_deref(), Some("e4f5a6b"));
-    assert!(out.iter().all(|r| r.patch == patch && r.incident_id == patch.incident_id));
+    assert!(
+        out.iter()
+            .all(|r| r.patch == patch && r.incident_id == patch.incident_id)
+    );
     assert!(out.windows(2).all(|w| w[0].step_ms <= w[1].step_ms));
     assert_eq!(last.timeline.patch_ms, patch.timeline.patch_ms);
-    assert_eq!(*f.deployer.calls.lock().unwrap(), ["start_canary", "weight 25", "promote"]);
+    assert_eq!(
+        *f.deployer.calls.lock().unwrap(),
+        ["start_canary", "weight 25", "promote"]
+    );
 
     // A replayed patch does not deploy twice: it repeats the final step only.
     let again = f.stage.process(patch, &ctx()).await.unwrap();
@@ -145,20 +180,36 @@ async fn auto_approval_deploys_and_promotes_with_every_step() {
 
 #[tokio::test]
 async fn worse_canary_is_rolled_back() {
-    let f = fixture(Autonomy::Auto, Counts { errors: 10, total: 30 }, FakeDeployer::default(), false);
-    let out = f.stage.process(selfheal_events::examples::patch(), &ctx()).await.unwrap();
+    let f = fixture(
+        Autonomy::Auto,
+        Counts { errors: 10, total: 30 },
+        FakeDeployer::default(),
+        false,
+    );
+    let out = f
+        .stage
+        .process(selfheal_events::examples::patch(), &ctx())
+        .await
+        .unwrap();
     assert_eq!(steps(&out).last(), Some(&RolloutStep::RolledBack));
     let last = out.last().unwrap();
     assert!(last.timeline.rollback_ms.is_some() && last.timeline.promotion_ms.is_none());
     assert!(last.detail.contains("worse"), "{}", last.detail);
     assert_eq!(last.traffic_percent, 0);
-    assert_eq!(*f.deployer.calls.lock().unwrap(), ["start_canary", "weight 25", "rollback"]);
+    assert_eq!(
+        *f.deployer.calls.lock().unwrap(),
+        ["start_canary", "weight 25", "rollback"]
+    );
 }
 
 #[tokio::test]
 async fn canary_without_traffic_is_rolled_back() {
     let f = fixture(Autonomy::Auto, Counts::default(), FakeDeployer::default(), false);
-    let out = f.stage.process(selfheal_events::examples::patch(), &ctx()).await.unwrap();
+    let out = f
+        .stage
+        .process(selfheal_events::examples::patch(), &ctx())
+        .await
+        .unwrap();
     let last = out.last().unwrap();
     assert_eq!(last.step, RolloutStep::RolledBack);
     assert!(last.detail.contains("insufficient canary traffic"), "{}", last.detail);
@@ -170,20 +221,47 @@ async fn manual_waits_then_approval_deploys() {
     let patch = selfheal_events::examples::patch();
     let out = f.stage.process(patch.clone(), &ctx()).await.unwrap();
     assert_eq!(steps(&out), [RolloutStep::AwaitingApproval]);
-    assert!(out[0].detail.contains(&format!("selfheal approve {}", patch.incident_id)));
+    assert!(
+        out[0]
+            .detail
+            .contains(&format!("selfheal approve {}", patch.incident_id))
+    );
     assert!(f.deployer.calls.lock().unwrap().is_empty());
     assert_eq!(f.stage.pending().unwrap(), vec![patch.clone()]);
 
     let approvals = f.stage.approvals();
     let out = approvals.process(approval(true), &ctx()).await.unwrap();
-    assert_eq!(steps(&out), [RolloutStep::Approved, RolloutStep::CanaryStarted, RolloutStep::CanaryAnalyzed, RolloutStep::Promoted]);
+    assert_eq!(
+        steps(&out),
+        [
+            RolloutStep::Approved,
+            RolloutStep::CanaryStarted,
+            RolloutStep::CanaryAnalyzed,
+            RolloutStep::Promoted
+        ]
+    );
     assert_eq!(out[0].approval.as_ref().unwrap().by, "alice");
     assert_eq!(out[0].approval.as_ref().unwrap().mode, ApprovalMode::Human);
     assert!(f.stage.pending().unwrap().is_empty());
     // A repeated approval or patch repeats the end, never deploys again.
-    assert_eq!(steps(&approvals.process(approval(true), &ctx()).await.unwrap()), [RolloutStep::Promoted]);
-    assert_eq!(steps(&f.stage.process(patch, &ctx()).await.unwrap()), [RolloutStep::Promoted]);
-    assert_eq!(f.deployer.calls.lock().unwrap().iter().filter(|c| *c == "start_canary").count(), 1);
+    assert_eq!(
+        steps(&approvals.process(approval(true), &ctx()).await.unwrap()),
+        [RolloutStep::Promoted]
+    );
+    assert_eq!(
+        steps(&f.stage.process(patch, &ctx()).await.unwrap()),
+        [RolloutStep::Promoted]
+    );
+    assert_eq!(
+        f.deployer
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "start_canary")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -199,7 +277,10 @@ async fn pending_patch_survives_a_restart() {
 #[tokio::test]
 async fn rejection_ends_without_deploying() {
     let f = fixture(Autonomy::Manual, healthy(), FakeDeployer::default(), false);
-    f.stage.process(selfheal_events::examples::patch(), &ctx()).await.unwrap();
+    f.stage
+        .process(selfheal_events::examples::patch(), &ctx())
+        .await
+        .unwrap();
     let out = f.stage.approvals().process(approval(false), &ctx()).await.unwrap();
     assert_eq!(steps(&out), [RolloutStep::Rejected]);
     let decision = out[0].approval.clone().unwrap();
@@ -236,7 +317,11 @@ async fn policy_denies_a_patch_the_patch_policy_refused() {
 async fn change_freeze_denies_a_human_approval() {
     let f = fixture(Autonomy::Manual, healthy(), FakeDeployer::default(), true);
     // The freeze is known up front: nobody is asked.
-    let out = f.stage.process(selfheal_events::examples::patch(), &ctx()).await.unwrap();
+    let out = f
+        .stage
+        .process(selfheal_events::examples::patch(), &ctx())
+        .await
+        .unwrap();
     assert_eq!(steps(&out), [RolloutStep::PolicyDenied]);
     assert!(out[0].detail.contains("change-freeze"), "{}", out[0].detail);
 }
@@ -254,8 +339,20 @@ async fn patch_not_proposed_is_skipped() {
 
 #[tokio::test]
 async fn canary_that_does_not_start_fails_cleanly() {
-    let f = fixture(Autonomy::Auto, healthy(), FakeDeployer { fail_canary: true, ..Default::default() }, false);
-    let out = f.stage.process(selfheal_events::examples::patch(), &ctx()).await.unwrap();
+    let f = fixture(
+        Autonomy::Auto,
+        healthy(),
+        FakeDeployer {
+            fail_canary: true,
+            ..Default::default()
+        },
+        false,
+    );
+    let out = f
+        .stage
+        .process(selfheal_events::examples::patch(), &ctx())
+        .await
+        .unwrap();
     assert_eq!(steps(&out), [RolloutStep::Approved, RolloutStep::Failed]);
     assert!(out[1].detail.contains("keeps serving"), "{}", out[1].detail);
 }
@@ -268,5 +365,8 @@ async fn unknown_service_fails_and_hostile_id_is_invalid() {
     let out = f.stage.process(patch.clone(), &ctx()).await.unwrap();
     assert_eq!(steps(&out), [RolloutStep::Failed]);
     patch.incident_id = "../x".into();
-    assert!(matches!(f.stage.process(patch, &ctx()).await, Err(StageError::Invalid(_))));
+    assert!(matches!(
+        f.stage.process(patch, &ctx()).await,
+        Err(StageError::Invalid(_))
+    ));
 }

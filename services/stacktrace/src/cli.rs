@@ -62,10 +62,7 @@ pub fn cli_parse_with(input: &str, opts: &CliOptions<'_>) -> Value {
     });
     let root = trace.root_cause();
     if let Value::Object(map) = &mut out {
-        map.insert(
-            "root_cause".into(),
-            json!({"type": root.ty, "message": root.message}),
-        );
+        map.insert("root_cause".into(), json!({"type": root.ty, "message": root.message}));
         if let Some(repo) = opts.repo {
             let mut commit = None;
             if let Some(v) = opts.version {
@@ -82,10 +79,7 @@ pub fn cli_parse_with(input: &str, opts: &CliOptions<'_>) -> Value {
                     reason: "the trace has no in-app frame to map".into(),
                 },
             };
-            map.insert(
-                "repo".into(),
-                serde_json::to_value(&location).unwrap_or(Value::Null),
-            );
+            map.insert("repo".into(), serde_json::to_value(&location).unwrap_or(Value::Null));
         }
     }
     out

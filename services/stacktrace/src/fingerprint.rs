@@ -35,11 +35,9 @@ use crate::text::{compile, truncate_chars};
 /// How many frames take part in a fingerprint.
 pub const FINGERPRINT_FRAMES: usize = 6;
 
-static UUID: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"(?i)(?-u:\b)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?-u:\b)")
-});
-static HEX_PREFIXED: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"(?i)(?-u:\b)0x[0-9a-f]+(?-u:\b)"));
+static UUID: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"(?i)(?-u:\b)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?-u:\b)"));
+static HEX_PREFIXED: LazyLock<Regex> = LazyLock::new(|| compile(r"(?i)(?-u:\b)0x[0-9a-f]+(?-u:\b)"));
 static LONG_HEX: LazyLock<Regex> = LazyLock::new(|| {
     compile(
         r"(?i)(?-u:\b)[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*(?-u:\b)|(?-u:\b)[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*(?-u:\b)",
@@ -120,11 +118,7 @@ fn frame_key(f: &Frame) -> String {
 
 /// The frames that take part in a fingerprint: in-app ones, else the innermost ones.
 fn chosen(frames: &[Frame]) -> Vec<&Frame> {
-    let in_app: Vec<&Frame> = frames
-        .iter()
-        .filter(|f| f.in_app)
-        .take(FINGERPRINT_FRAMES)
-        .collect();
+    let in_app: Vec<&Frame> = frames.iter().filter(|f| f.in_app).take(FINGERPRINT_FRAMES).collect();
     if in_app.is_empty() {
         frames.iter().take(FINGERPRINT_FRAMES).collect()
     } else {
@@ -149,11 +143,7 @@ pub fn fingerprint_exception(exception_type: &str, frames: &[Frame]) -> String {
 
 /// Fingerprint of a type, message and frames; the message counts only when no chosen
 /// frame names a function.
-pub(crate) fn fingerprint_with_message(
-    exception_type: &str,
-    message: &str,
-    frames: &[Frame],
-) -> String {
+pub(crate) fn fingerprint_with_message(exception_type: &str, message: &str, frames: &[Frame]) -> String {
     let picked = chosen(frames);
     if picked.is_empty() {
         return fingerprint_fallback(exception_type, message);
@@ -199,25 +189,17 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_eq!(a.len(), 16);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let c = fingerprint_exception("ValueError", &[frame("calc", "/app/pricing.py", 14)]);
         assert_ne!(a, c);
-        let d = fingerprint_exception(
-            "ZeroDivisionError",
-            &[frame("total", "/app/pricing.py", 14)],
-        );
+        let d = fingerprint_exception("ZeroDivisionError", &[frame("total", "/app/pricing.py", 14)]);
         assert_ne!(a, d);
     }
 
     #[test]
     fn message_normalisation() {
         assert_eq!(
-            normalize_message(
-                "user 4711 not found (id=0xdeadbeef, req 3f2a1b9c-1111-2222-3333-444455556666) 'bob'"
-            ),
+            normalize_message("user 4711 not found (id=0xdeadbeef, req 3f2a1b9c-1111-2222-3333-444455556666) 'bob'"),
             "user <n> not found (id=<hex>, req <uuid>) <str>"
         );
         assert_eq!(
@@ -234,10 +216,7 @@ mod tests {
     #[test]
     fn names_lose_digits_and_hashes() {
         assert_eq!(normalize_name("lambda$main$0"), "lambda$main$");
-        assert_eq!(
-            normalize_name("myapp::calc::h0123456789abcdef"),
-            "myapp::calc"
-        );
+        assert_eq!(normalize_name("myapp::calc::h0123456789abcdef"), "myapp::calc");
         assert_eq!(normalize_file("/app/static/main.3fa2b1c9.js"), "main..js");
     }
 }

@@ -368,9 +368,7 @@ fn under_root(file: &str, roots: &[String]) -> bool {
             f == r || f.starts_with(&format!("{r}/"))
         } else {
             let r = r.trim_start_matches("./");
-            f.starts_with(&format!("{r}/"))
-                || f.contains(&format!("/{r}/"))
-                || f.starts_with(&format!("./{r}/"))
+            f.starts_with(&format!("{r}/")) || f.contains(&format!("/{r}/")) || f.starts_with(&format!("./{r}/"))
         }
     })
 }
@@ -389,12 +387,7 @@ fn go_package(frame: &Frame) -> &str {
 }
 
 /// Classifies one frame. `use_catalog` false ignores the catalog's roots and packages.
-pub(crate) fn classify(
-    runtime: Runtime,
-    frame: &Frame,
-    opts: &ParseOptions,
-    use_catalog: bool,
-) -> bool {
+pub(crate) fn classify(runtime: Runtime, frame: &Frame, opts: &ParseOptions, use_catalog: bool) -> bool {
     if let Some(file) = &frame.file
         && library_path(runtime, file)
     {
@@ -460,9 +453,10 @@ fn heuristic(runtime: Runtime, frame: &Frame) -> bool {
             if RUST_LIBS.contains(&krate) {
                 return false;
             }
-            if RUST_NOISE.iter().any(|n| {
-                frame.function == *n || n.starts_with("__") && frame.function.starts_with(n)
-            }) {
+            if RUST_NOISE
+                .iter()
+                .any(|n| frame.function == *n || n.starts_with("__") && frame.function.starts_with(n))
+            {
                 return false;
             }
             true
@@ -490,11 +484,7 @@ mod tests {
         let o = ParseOptions::default();
         let app = f("calc", None, Some("/some/abs/path/pricing_logic.py"));
         assert!(classify(Runtime::Python, &app, &o, true));
-        let lib = f(
-            "x",
-            None,
-            Some("/usr/local/lib/python3.11/site-packages/flask/app.py"),
-        );
+        let lib = f("x", None, Some("/usr/local/lib/python3.11/site-packages/flask/app.py"));
         assert!(!classify(Runtime::Python, &lib, &o, true));
         let std = f("x", None, Some("/usr/lib/python3.11/http/server.py"));
         assert!(!classify(Runtime::Python, &std, &o, true));
@@ -508,25 +498,11 @@ mod tests {
             source_roots: vec!["/app".into()],
             app_packages: vec!["com.acme".into()],
         };
-        assert!(classify(
-            Runtime::Python,
-            &f("x", None, Some("/app/x.py")),
-            &o,
-            true
-        ));
+        assert!(classify(Runtime::Python, &f("x", None, Some("/app/x.py")), &o, true));
+        assert!(!classify(Runtime::Python, &f("x", None, Some("/srv/x.py")), &o, true));
         assert!(!classify(
             Runtime::Python,
-            &f("x", None, Some("/srv/x.py")),
-            &o,
-            true
-        ));
-        assert!(!classify(
-            Runtime::Python,
-            &f(
-                "x",
-                None,
-                Some("/app/.venv/lib/python3.12/site-packages/x.py")
-            ),
+            &f("x", None, Some("/app/.venv/lib/python3.12/site-packages/x.py")),
             &o,
             true
         ));
@@ -581,11 +557,7 @@ mod tests {
         ));
         assert!(classify(
             Runtime::Go,
-            &f(
-                "F",
-                Some("github.com/acme/svc/pay"),
-                Some("/src/pay/pay.go")
-            ),
+            &f("F", Some("github.com/acme/svc/pay"), Some("/src/pay/pay.go")),
             &o,
             true
         ));

@@ -236,8 +236,7 @@ impl RepoFiles for WorkTree {
     }
 
     fn exists(&self, rel: &str) -> bool {
-        safe_relative(rel)
-            && std::fs::symlink_metadata(self.root.join(rel)).is_ok_and(|m| m.is_file())
+        safe_relative(rel) && std::fs::symlink_metadata(self.root.join(rel)).is_ok_and(|m| m.is_file())
     }
 
     fn read(&self, rel: &str) -> Result<String, RepoError> {
@@ -343,9 +342,7 @@ impl RepoFiles for GitTree {
         }
         let spec = format!("{}:{}", self.commit, rel);
         let bytes = git(&self.root, &["show", &spec])?;
-        let bytes = bytes
-            .get(..(MAX_FILE_BYTES as usize).min(bytes.len()))
-            .unwrap_or(&[]);
+        let bytes = bytes.get(..(MAX_FILE_BYTES as usize).min(bytes.len())).unwrap_or(&[]);
         Ok(String::from_utf8_lossy(bytes).into_owned())
     }
 }
@@ -388,12 +385,7 @@ pub fn map_to_repo(frame: &Frame, repo_root: &Path, source_root: Option<&str>) -
 }
 
 /// Maps a frame into `commit` of the repository at `repo_root` (read through git).
-pub fn map_to_repo_at(
-    frame: &Frame,
-    repo_root: &Path,
-    commit: &str,
-    source_root: Option<&str>,
-) -> RepoLocation {
+pub fn map_to_repo_at(frame: &Frame, repo_root: &Path, commit: &str, source_root: Option<&str>) -> RepoLocation {
     match GitTree::open(repo_root, commit) {
         Ok(tree) => map_with(&tree, frame, source_root),
         Err(e) => RepoLocation::NotFound {
@@ -416,10 +408,7 @@ fn normalize_path(file: &str) -> Option<String> {
     }
     if let Some(rest) = f.strip_prefix("webpack://") {
         // webpack://<project>/src/x.js
-        f = rest
-            .split_once('/')
-            .map(|(_, r)| r.to_string())
-            .unwrap_or_default();
+        f = rest.split_once('/').map(|(_, r)| r.to_string()).unwrap_or_default();
     }
     let bytes = f.as_bytes();
     if bytes.len() > 2 && bytes.get(1) == Some(&b':') && bytes.get(2) == Some(&b'/') {
@@ -437,11 +426,7 @@ fn normalize_path(file: &str) -> Option<String> {
         return None;
     }
     let joined = parts.join("/");
-    Some(if absolute {
-        format!("/{joined}")
-    } else {
-        joined
-    })
+    Some(if absolute { format!("/{joined}") } else { joined })
 }
 
 /// The rest of `path` after `prefix` (both normalised), when it is under it.
@@ -473,11 +458,7 @@ fn jvm_pattern(frame: &Frame, file: &str) -> Option<String> {
 
 /// How many trailing path components two paths share.
 fn common_suffix(a: &[&str], b: &[&str]) -> usize {
-    a.iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count()
+    a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count()
 }
 
 /// The last segment of a function name that is a plain identifier, for the check that
@@ -548,8 +529,7 @@ pub fn map_with(files: &dyn RepoFiles, frame: &Frame, source_root: Option<&str>)
     }
 
     // 2. Trailing components against every file of the repository.
-    let pattern =
-        jvm_pattern(frame, &path).unwrap_or_else(|| path.trim_start_matches('/').to_string());
+    let pattern = jvm_pattern(frame, &path).unwrap_or_else(|| path.trim_start_matches('/').to_string());
     let pat: Vec<&str> = pattern.split('/').collect();
     tried.push(format!("files ending with {pattern}"));
     let all = match files.list() {
@@ -579,24 +559,13 @@ pub fn map_with(files: &dyn RepoFiles, frame: &Frame, source_root: Option<&str>)
     match best_files.as_slice() {
         [] => RepoLocation::NotFound {
             tried,
-            reason: format!(
-                "no file named {} in the repository",
-                pat.last().copied().unwrap_or("")
-            ),
+            reason: format!("no file named {} in the repository", pat.last().copied().unwrap_or("")),
         },
         [(only, whole)] => {
             let strong = *whole || best >= 2;
-            let note = (!strong).then(|| {
-                format!("only the file name matched ({only} for {raw}); the directories differ")
-            });
-            located(
-                files,
-                frame,
-                (*only).to_string(),
-                "path suffix",
-                strong,
-                note,
-            )
+            let note =
+                (!strong).then(|| format!("only the file name matched ({only} for {raw}); the directories differ"));
+            located(files, frame, (*only).to_string(), "path suffix", strong, note)
         }
         many => {
             // Prefer the one file whose whole path is a suffix of the traced path.
@@ -690,14 +659,8 @@ mod tests {
             normalize_path("C:\\build\\src\\Calc.cs").as_deref(),
             Some("/build/src/Calc.cs")
         );
-        assert_eq!(
-            normalize_path("webpack:///./src/x.ts").as_deref(),
-            Some("src/x.ts")
-        );
-        assert_eq!(
-            normalize_path("file:///app/x.mjs").as_deref(),
-            Some("/app/x.mjs")
-        );
+        assert_eq!(normalize_path("webpack:///./src/x.ts").as_deref(), Some("src/x.ts"));
+        assert_eq!(normalize_path("file:///app/x.mjs").as_deref(), Some("/app/x.mjs"));
         assert_eq!(normalize_path("<frozen importlib._bootstrap>"), None);
         assert_eq!(normalize_path("node:internal/x"), None);
     }

@@ -88,11 +88,9 @@ static ISO_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
         r"^\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]? ?(?:std(?:out|err) [FP] )?(?:\[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|SEVERE|PANIC)\]?:?\s+)?",
     )
 });
-static GO_LOG_PREFIX: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? "));
-static SYSLOG_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \S+ [^:\s\[]+(?:\[\d+\])?: ")
-});
+static GO_LOG_PREFIX: LazyLock<Regex> = LazyLock::new(|| compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? "));
+static SYSLOG_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \S+ [^:\s\[]+(?:\[\d+\])?: "));
 
 /// Removes colour codes and log prefixes from one raw line.
 pub(crate) fn clean_line(raw: &str) -> Line {
@@ -220,17 +218,9 @@ const BODY_KEYS: &[&str] = &[
 
 fn is_stack_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "stack",
-        "trace",
-        "backtrace",
-        "exc_info",
-        "exception",
-        "error",
-        "err",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
+    ["stack", "trace", "backtrace", "exc_info", "exception", "error", "err"]
+        .iter()
+        .any(|w| k.contains(w))
 }
 
 /// The message and stack fields of a JSON log record, joined by newlines.
@@ -310,9 +300,7 @@ fn looks_like_type(s: &str) -> bool {
     !s.is_empty()
         && s.len() < 200
         && !s.contains(char::is_whitespace)
-        && (s.contains("Error")
-            || s.contains("Exception")
-            || s.starts_with(|c: char| c.is_ascii_uppercase()))
+        && (s.contains("Error") || s.contains("Exception") || s.starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// Candidate texts in a JSON document, with type and message hints from their
@@ -329,13 +317,7 @@ pub(crate) fn json_candidates(text: &str) -> Option<Vec<(String, Hints)>> {
     Some(out)
 }
 
-fn walk_json(
-    v: &Value,
-    hints: &Hints,
-    out: &mut Vec<(String, Hints)>,
-    depth: usize,
-    budget: &mut usize,
-) {
+fn walk_json(v: &Value, hints: &Hints, out: &mut Vec<(String, Hints)>, depth: usize, budget: &mut usize) {
     if depth > 16 || *budget == 0 || out.len() >= 64 {
         return;
     }
@@ -404,8 +386,7 @@ mod tests {
 
     #[test]
     fn json_lines_are_unwrapped() {
-        let lines =
-            prepare("{\"log\":\"Traceback (most recent call last):\\n\",\"stream\":\"stderr\"}");
+        let lines = prepare("{\"log\":\"Traceback (most recent call last):\\n\",\"stream\":\"stderr\"}");
         assert_eq!(lines[0].text, "Traceback (most recent call last):");
     }
 }

@@ -80,10 +80,7 @@ fn inline_inner_exceptions_framework_style() {
         Some("C:\\build\\Acme.Orders\\Repo.cs")
     );
     // The root cause has no frames; the next one out has the culprit.
-    assert_eq!(
-        t.culprit.map(|f| (f.function, f.line)),
-        Some(("Save".into(), Some(88)))
-    );
+    assert_eq!(t.culprit.map(|f| (f.function, f.line)), Some(("Save".into(), Some(88))));
 }
 
 #[test]
@@ -107,11 +104,7 @@ fn async_state_machines_and_lambdas() {
     assert!(!f[1].2);
     assert_eq!(
         f[2],
-        (
-            Some("Acme.Cart.CartController.<>c__DisplayClass2_0"),
-            "<Get>b__0",
-            true
-        )
+        (Some("Acme.Cart.CartController.<>c__DisplayClass2_0"), "<Get>b__0", true)
     );
     assert_eq!(f[3].1, "<Get>g__Sum|2_1");
     assert_eq!(f[4], (Some("Acme.Cart.Money"), ".ctor", true));

@@ -57,10 +57,7 @@ created by net/http.(*Server).Serve in goroutine 1
     assert_eq!(t.thread.as_deref(), Some("goroutine 34"));
     assert_eq!(t.frames.len(), 6);
     let c = t.culprit.expect("culprit");
-    assert_eq!(
-        c.module.as_deref(),
-        Some("github.com/acme/pricing/internal/handlers")
-    );
+    assert_eq!(c.module.as_deref(), Some("github.com/acme/pricing/internal/handlers"));
     assert_eq!(c.function, "(*PriceHandler).ServeHTTP");
     assert_eq!(c.line, Some(42));
     assert_eq!(t.frames[5].function, "(*Server).Serve");
@@ -115,10 +112,7 @@ github.com/acme/shop/metrics.loop()
     assert_eq!(t.frames.len(), 3);
     assert_eq!(t.frames[1].function, "Place.func1");
     assert_eq!(t.frames[2].function, "Place");
-    assert_eq!(
-        t.culprit.map(|f| f.function),
-        Some("(*Client).Reserve".into())
-    );
+    assert_eq!(t.culprit.map(|f| f.function), Some("(*Client).Reserve".into()));
 }
 
 #[test]

@@ -4,8 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use selfheal_stacktrace::{
-    MAX_INPUT_BYTES, ParseOptions, Runtime, cli_parse, fingerprint_exception, fingerprint_fallback,
-    parse, parse_lines,
+    MAX_INPUT_BYTES, ParseOptions, Runtime, cli_parse, fingerprint_exception, fingerprint_fallback, parse, parse_lines,
 };
 
 const PY: &str = "Traceback (most recent call last):\n  File \"/app/pricing_logic.py\", line 14, in calc\n    return price / quantity\nZeroDivisionError: float division by zero\n";
@@ -166,9 +165,7 @@ fn huge_and_pathological_inputs_are_bounded() {
     let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(parse(&deep_json, &opts()).is_none());
     let many_causes: String = (0..500)
-        .map(|i| {
-            format!("Caused by: java.lang.RuntimeException: {i}\n\tat com.acme.A.a(A.java:{i})\n")
-        })
+        .map(|i| format!("Caused by: java.lang.RuntimeException: {i}\n\tat com.acme.A.a(A.java:{i})\n"))
         .collect();
     let t = parse(
         &format!("java.lang.RuntimeException: top\n\tat com.acme.A.a(A.java:1)\n{many_causes}"),
@@ -182,10 +179,7 @@ fn huge_and_pathological_inputs_are_bounded() {
 fn multibyte_text_around_cut_points() {
     let text = format!("{}{}", "é".repeat(MAX_INPUT_BYTES / 2), PY);
     let _ = parse(&text, &opts());
-    let line = format!(
-        "TypeError: {}\n    at f (/app/x.js:1:2)\n",
-        "☃".repeat(3000)
-    );
+    let line = format!("TypeError: {}\n    at f (/app/x.js:1:2)\n", "☃".repeat(3000));
     let t = parse(&line, &opts()).expect("trace");
     assert_eq!(t.frames.len(), 1);
 }
@@ -203,10 +197,7 @@ fn fallback_fingerprint_masks_values() {
     assert_eq!(a, b);
     assert_ne!(a, fingerprint_fallback("KeyError", "cache disabled"));
     assert_eq!(a.len(), 16);
-    assert_eq!(
-        fingerprint_exception("X", &[]),
-        fingerprint_fallback("X", "")
-    );
+    assert_eq!(fingerprint_exception("X", &[]), fingerprint_fallback("X", ""));
 }
 
 #[test]
@@ -252,18 +243,16 @@ fn cli_output_shape() {
 #[test]
 fn otel_event_type_fills_frames_only_stacktraces() {
     use selfheal_stacktrace::parse_exception_event;
-    let frames_only = "/app/lib/pricing.rb:14:in `/'\n/app/lib/pricing.rb:14:in `unit_price'\n/app/app.rb:9:in `block in <main>'";
-    let t = parse_exception_event("ZeroDivisionError", "divided by 0", frames_only, &opts())
-        .expect("trace");
+    let frames_only =
+        "/app/lib/pricing.rb:14:in `/'\n/app/lib/pricing.rb:14:in `unit_price'\n/app/app.rb:9:in `block in <main>'";
+    let t = parse_exception_event("ZeroDivisionError", "divided by 0", frames_only, &opts()).expect("trace");
     assert_eq!(t.runtime, Runtime::Ruby);
     assert_eq!(t.exception.ty, "ZeroDivisionError");
     assert_eq!(t.exception.message, "divided by 0");
-    let other = parse_exception_event("TypeError", "nil can't be coerced", frames_only, &opts())
-        .expect("trace");
+    let other = parse_exception_event("TypeError", "nil can't be coerced", frames_only, &opts()).expect("trace");
     assert_ne!(t.fingerprint, other.fingerprint);
     // A full trace keeps its own type; the event agrees anyway.
-    let py = parse_exception_event("ZeroDivisionError", "float division by zero", PY, &opts())
-        .expect("trace");
+    let py = parse_exception_event("ZeroDivisionError", "float division by zero", PY, &opts()).expect("trace");
     assert_eq!(py.fingerprint, parse(PY, &opts()).unwrap().fingerprint);
     assert!(parse_exception_event("ValueError", "x", "no trace here", &opts()).is_none());
 }
@@ -322,8 +311,6 @@ fn hostile_repetition_stays_fast() {
     let t = parse(&text, &opts()).expect("trace");
     assert_eq!(t.causes[0].frames.len(), 400);
     // Many old-style Rust panic starts without an end.
-    let rust: String = (0..4000)
-        .map(|_| "thread 'main' panicked at 'no end\n")
-        .collect();
+    let rust: String = (0..4000).map(|_| "thread 'main' panicked at 'no end\n").collect();
     assert!(parse(&rust, &opts()).is_none());
 }

@@ -23,10 +23,7 @@ fn exception_in_thread_main() {
     assert_eq!(t.thread.as_deref(), Some("main"));
     assert_eq!(t.frames.len(), 3);
     let f = &t.frames[0];
-    assert_eq!(
-        f.module.as_deref(),
-        Some("com.acme.pricing.PriceCalculator")
-    );
+    assert_eq!(f.module.as_deref(), Some("com.acme.pricing.PriceCalculator"));
     assert_eq!(f.function, "unitPrice");
     assert_eq!(f.file.as_deref(), Some("PriceCalculator.java"));
     assert_eq!(f.line, Some(42));
@@ -71,10 +68,7 @@ fn spring_boot_logback_with_cause() {
     assert_eq!(c.frames.len(), 9);
     assert_eq!(c.frames[8].function, "run");
     let culprit = t.culprit.expect("culprit");
-    assert_eq!(
-        culprit.module.as_deref(),
-        Some("com.acme.orders.PriceRepository")
-    );
+    assert_eq!(culprit.module.as_deref(), Some("com.acme.orders.PriceRepository"));
     assert_eq!(culprit.line, Some(33));
 }
 
@@ -142,19 +136,11 @@ Caused by: java.nio.file.NoSuchFileException: /data/out.csv
         [
             ("java.io.IOException", Relation::Suppressed, false, 2),
             ("java.lang.IllegalStateException", Relation::Cause, false, 3),
-            (
-                "java.nio.file.NoSuchFileException",
-                Relation::Cause,
-                true,
-                4
-            ),
+            ("java.nio.file.NoSuchFileException", Relation::Cause, true, 4),
         ]
     );
     assert_eq!(t.root_cause().ty, "java.nio.file.NoSuchFileException");
-    assert_eq!(
-        t.culprit.map(|f| (f.function, f.line)),
-        Some(("open".into(), Some(25)))
-    );
+    assert_eq!(t.culprit.map(|f| (f.function, f.line)), Some(("open".into(), Some(25))));
 }
 
 #[test]
@@ -175,18 +161,9 @@ fn lambdas_inner_classes_unknown_source_and_modules() {
         .iter()
         .map(|f| (f.module.as_deref(), f.function.as_str(), f.line, f.in_app))
         .collect();
-    assert_eq!(
-        f[0],
-        (Some("com.acme.cart.Cart$Line"), "total", Some(88), true)
-    );
-    assert_eq!(
-        f[1],
-        (Some("com.acme.cart.Cart"), "lambda$sum$0", Some(51), true)
-    );
-    assert_eq!(
-        f[2].0,
-        Some("com.acme.cart.Cart$$Lambda$412/0x0000000800c4e448")
-    );
+    assert_eq!(f[0], (Some("com.acme.cart.Cart$Line"), "total", Some(88), true));
+    assert_eq!(f[1], (Some("com.acme.cart.Cart"), "lambda$sum$0", Some(51), true));
+    assert_eq!(f[2].0, Some("com.acme.cart.Cart$$Lambda$412/0x0000000800c4e448"));
     assert_eq!(f[2].2, None);
     assert!(!f[3].3);
     assert_eq!(f[5], (Some("com.acme.cart.Main"), "main", Some(9), true));
@@ -195,8 +172,7 @@ fn lambdas_inner_classes_unknown_source_and_modules() {
 
 #[test]
 fn kotlin_coroutines() {
-    let text =
-        "Exception in thread \"DefaultDispatcher-worker-1\" kotlin.KotlinNullPointerException
+    let text = "Exception in thread \"DefaultDispatcher-worker-1\" kotlin.KotlinNullPointerException
 \tat com.acme.inventory.StockService.reserve(StockService.kt:44)
 \tat com.acme.inventory.StockService$reserveAll$2.invokeSuspend(StockService.kt:30)
 \tat kotlin.coroutines.jvm.internal.BaseContinuationImpl.resumeWith(ContinuationImpl.kt:33)
@@ -209,10 +185,7 @@ fn kotlin_coroutines() {
     assert_eq!(t.thread.as_deref(), Some("DefaultDispatcher-worker-1"));
     assert!(t.frames[1].in_app);
     assert!(!t.frames[2].in_app);
-    assert_eq!(
-        t.culprit.map(|f| f.file),
-        Some(Some("StockService.kt".into()))
-    );
+    assert_eq!(t.culprit.map(|f| f.file), Some(Some("StockService.kt".into())));
 }
 
 #[test]
@@ -232,8 +205,7 @@ fn scala_anonfun() {
 
 #[test]
 fn headerless_truncated_trace() {
-    let text =
-        "\tat com.acme.Worker.step(Worker.java:10)\n\tat com.acme.Worker.run(Worker.java:5)\n";
+    let text = "\tat com.acme.Worker.step(Worker.java:10)\n\tat com.acme.Worker.run(Worker.java:5)\n";
     let t = p(text);
     assert_eq!(t.exception.ty, "");
     assert_eq!(t.frames.len(), 2);

@@ -56,11 +56,7 @@ fn express_async_frames_and_node_modules() {
     at process.processTicksAndRejections (node:internal/process/task_queues:95:5)
 ";
     let t = p(text);
-    let f: Vec<(&str, bool)> = t
-        .frames
-        .iter()
-        .map(|f| (f.function.as_str(), f.in_app))
-        .collect();
+    let f: Vec<(&str, bool)> = t.frames.iter().map(|f| (f.function.as_str(), f.in_app)).collect();
     assert_eq!(
         f,
         [
@@ -73,10 +69,7 @@ fn express_async_frames_and_node_modules() {
             ("process.processTicksAndRejections", false),
         ]
     );
-    assert_eq!(
-        t.frames[3].file.as_deref(),
-        Some("/usr/src/app/dist/routes.js")
-    );
+    assert_eq!(t.frames[3].file.as_deref(), Some("/usr/src/app/dist/routes.js"));
 }
 
 #[test]
@@ -129,10 +122,7 @@ fn multi_line_message_and_custom_type() {
 ";
     let t = p(text);
     assert_eq!(t.exception.ty, "AssertionError [ERR_ASSERTION]");
-    assert_eq!(
-        t.exception.message,
-        "Expected values to be strictly equal:\n\n3 !== 4"
-    );
+    assert_eq!(t.exception.message, "Expected values to be strictly equal:\n\n3 !== 4");
     let text = "PaymentDeclined: card ending 4242 was declined
 reason: insufficient funds
     at charge (/app/pay.js:9:9)
@@ -147,9 +137,7 @@ reason: insufficient funds
 
 #[test]
 fn fingerprint_stable_across_bundle_hash_and_columns() {
-    let a =
-        "TypeError: x is not a function\n    at render (/app/static/js/main.3fa2b1c9.js:2:1234)\n";
-    let b =
-        "TypeError: y is not a function\n    at render (/app/static/js/main.9bc1d2e4.js:2:1301)\n";
+    let a = "TypeError: x is not a function\n    at render (/app/static/js/main.3fa2b1c9.js:2:1234)\n";
+    let b = "TypeError: y is not a function\n    at render (/app/static/js/main.9bc1d2e4.js:2:1301)\n";
     assert_eq!(p(a).fingerprint, p(b).fingerprint);
 }

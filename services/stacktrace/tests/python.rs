@@ -48,10 +48,7 @@ fn otel_zero_division_culprit_and_mapping() {
     assert_eq!(t.frames.len(), 4);
     // Innermost first.
     assert_eq!(t.frames[0].function, "calc");
-    assert_eq!(
-        t.frames[0].file.as_deref(),
-        Some("/some/abs/path/pricing_logic.py")
-    );
+    assert_eq!(t.frames[0].file.as_deref(), Some("/some/abs/path/pricing_logic.py"));
     assert_eq!(t.frames[0].line, Some(14));
     assert!(t.frames[0].in_app);
     assert!(t.frames[1].in_app);
@@ -59,20 +56,13 @@ fn otel_zero_division_culprit_and_mapping() {
     assert!(!t.frames[3].in_app);
     let culprit = t.culprit.clone().expect("culprit");
     assert_eq!(culprit.function, "calc");
-    assert_eq!(
-        culprit.file.as_deref(),
-        Some("/some/abs/path/pricing_logic.py")
-    );
+    assert_eq!(culprit.file.as_deref(), Some("/some/abs/path/pricing_logic.py"));
     assert_eq!(culprit.line, Some(14));
     assert_eq!(t.fingerprint.len(), 16);
 
     let repo = tempfile::tempdir().expect("tempdir");
     std::fs::write(repo.path().join("pricing_logic.py"), PRICING_LOGIC).expect("write");
-    std::fs::write(
-        repo.path().join("app.py"),
-        "from pricing_logic import calc\n",
-    )
-    .expect("write");
+    std::fs::write(repo.path().join("app.py"), "from pricing_logic import calc\n").expect("write");
     match map_to_repo(&culprit, repo.path(), None) {
         RepoLocation::Found {
             path,
@@ -195,18 +185,14 @@ sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation) duplicate key v
     assert_eq!(c.relation, Relation::Cause);
     assert!(c.primary);
     assert!(
-        c.message
-            .contains("DETAIL:  Key (id)=(4711) already exists."),
+        c.message.contains("DETAIL:  Key (id)=(4711) already exists."),
         "{}",
         c.message
     );
     assert_eq!(t.root_cause().ty, "psycopg2.errors.UniqueViolation");
     // The root cause has no in-app frame: the culprit is the next one out.
     let culprit = t.culprit.expect("culprit");
-    assert_eq!(
-        (culprit.function.as_str(), culprit.line),
-        ("create_order", Some(88))
-    );
+    assert_eq!((culprit.function.as_str(), culprit.line), ("create_order", Some(88)));
 }
 
 #[test]
@@ -332,18 +318,10 @@ fn nested_exception_group_without_tracebacks() {
 "#;
     let t = p(text);
     assert_eq!(t.exception.message, "batch failed (2 sub-exceptions)");
-    let tys: Vec<(&str, bool)> = t
-        .causes
-        .iter()
-        .map(|c| (c.ty.as_str(), c.primary))
-        .collect();
+    let tys: Vec<(&str, bool)> = t.causes.iter().map(|c| (c.ty.as_str(), c.primary)).collect();
     assert_eq!(
         tys,
-        [
-            ("ExceptionGroup", true),
-            ("ValueError", true),
-            ("KeyError", false)
-        ]
+        [("ExceptionGroup", true), ("ValueError", true), ("KeyError", false)]
     );
     assert_eq!(t.culprit.map(|f| f.line), Some(Some(12)));
 }
@@ -428,10 +406,7 @@ quantity
 2024-05-01 12:00:01,002 INFO next request
 "#;
     let t = p(text);
-    assert_eq!(
-        t.exception.ty,
-        "pydantic_core._pydantic_core.ValidationError"
-    );
+    assert_eq!(t.exception.ty, "pydantic_core._pydantic_core.ValidationError");
     assert_eq!(
         t.exception.message,
         "1 validation error for Order\nquantity\n  Input should be greater than 0 [type=greater_than, input_value=0, input_type=int]"
@@ -480,10 +455,7 @@ ZeroDivisionError: float division by zero
     assert_eq!(t.exception.ty, "ZeroDivisionError");
     assert_eq!(t.exception.message, "float division by zero");
     assert_eq!(t.frames.len(), 3);
-    assert_eq!(
-        t.culprit.map(|f| (f.function, f.line)),
-        Some(("calc".into(), Some(14)))
-    );
+    assert_eq!(t.culprit.map(|f| (f.function, f.line)), Some(("calc".into(), Some(14))));
 }
 
 #[test]

@@ -41,10 +41,7 @@ fn frame(function: &str, module: Option<&str>, file: &str, line: u32) -> Frame {
 fn found(loc: &RepoLocation) -> (&str, bool, &str) {
     match loc {
         RepoLocation::Found {
-            path,
-            exact,
-            strategy,
-            ..
+            path, exact, strategy, ..
         } => (path, *exact, strategy),
         RepoLocation::NotFound { tried, reason } => panic!("not found: {reason} (tried {tried:?})"),
     }
@@ -82,11 +79,7 @@ fn ci_build_paths_and_go_trimpath() {
         "stock/client.go",
         &numbered(90, 77, "func (c *Client) Reserve() {"),
     );
-    write(
-        repo.path(),
-        "config/load.go",
-        &numbered(30, 25, "func Load() {"),
-    );
+    write(repo.path(), "config/load.go", &numbered(30, 25, "func Load() {"));
     let f = frame(
         "(*Client).Reserve",
         Some("github.com/acme/shop/stock"),
@@ -103,10 +96,7 @@ fn ci_build_paths_and_go_trimpath() {
         "github.com/acme/svc/config/load.go",
         25,
     );
-    assert_eq!(
-        found(&map_to_repo(&f, repo.path(), None)).0,
-        "config/load.go"
-    );
+    assert_eq!(found(&map_to_repo(&f, repo.path(), None)).0, "config/load.go");
 }
 
 #[test]
@@ -171,31 +161,19 @@ fn windows_and_bundler_paths() {
         "web/src/checkout.ts",
         &numbered(10, 3, "export function checkout() {"),
     );
-    let f = frame(
-        "Save",
-        Some("Acme.Orders.Repo"),
-        "C:\\build\\Acme.Orders\\Repo.cs",
-        88,
-    );
+    let f = frame("Save", Some("Acme.Orders.Repo"), "C:\\build\\Acme.Orders\\Repo.cs", 88);
     assert_eq!(
         found(&map_to_repo(&f, repo.path(), None)),
         ("src/Acme.Orders/Repo.cs", true, "path suffix")
     );
     let f = frame("checkout", None, "webpack:///./src/checkout.ts", 3);
-    assert_eq!(
-        found(&map_to_repo(&f, repo.path(), None)).0,
-        "web/src/checkout.ts"
-    );
+    assert_eq!(found(&map_to_repo(&f, repo.path(), None)).0, "web/src/checkout.ts");
 }
 
 #[test]
 fn relative_paths() {
     let repo = tempfile::tempdir().unwrap();
-    write(
-        repo.path(),
-        "app/models/price.rb",
-        &numbered(20, 14, "  def unit"),
-    );
+    write(repo.path(), "app/models/price.rb", &numbered(20, 14, "  def unit"));
     let f = frame("unit", None, "app/models/price.rb", 14);
     assert_eq!(
         found(&map_to_repo(&f, repo.path(), None)),
@@ -222,16 +200,10 @@ fn ambiguous_matches_are_not_guessed() {
 #[test]
 fn base_name_only_match_is_not_exact() {
     let repo = tempfile::tempdir().unwrap();
-    write(
-        repo.path(),
-        "tools/helpers.py",
-        &numbered(10, 3, "def helper():"),
-    );
+    write(repo.path(), "tools/helpers.py", &numbered(10, 3, "def helper():"));
     let f = frame("helper", None, "/opt/lib/helpers.py", 3);
     match map_to_repo(&f, repo.path(), None) {
-        RepoLocation::Found {
-            path, exact, note, ..
-        } => {
+        RepoLocation::Found { path, exact, note, .. } => {
             assert_eq!(path, "tools/helpers.py");
             assert!(!exact);
             assert!(note.unwrap().contains("only the file name matched"));
@@ -243,18 +215,11 @@ fn base_name_only_match_is_not_exact() {
 #[test]
 fn line_outside_file_and_missing_function_are_not_exact() {
     let repo = tempfile::tempdir().unwrap();
-    write(
-        repo.path(),
-        "pricing_logic.py",
-        "def calc(a, b):\n    return a / b\n",
-    );
+    write(repo.path(), "pricing_logic.py", "def calc(a, b):\n    return a / b\n");
     let f = frame("calc", None, "/app/pricing_logic.py", 14);
     match map_to_repo(&f, repo.path(), None) {
         RepoLocation::Found {
-            exact,
-            note,
-            snippet,
-            ..
+            exact, note, snippet, ..
         } => {
             assert!(!exact);
             assert!(snippet.is_empty());
@@ -276,27 +241,14 @@ fn line_outside_file_and_missing_function_are_not_exact() {
 fn skipped_directories_and_non_paths() {
     let repo = tempfile::tempdir().unwrap();
     write(repo.path(), "node_modules/lib/src/index.js", "x\n");
-    write(
-        repo.path(),
-        ".venv/lib/python3.12/site-packages/x/core.py",
-        "x\n",
-    );
+    write(repo.path(), ".venv/lib/python3.12/site-packages/x/core.py", "x\n");
     write(repo.path(), "target/debug/build/out.rs", "x\n");
     for file in ["/app/src/index.js", "/app/x/core.py", "/home/dev/out.rs"] {
         let loc = map_to_repo(&frame("f", None, file, 1), repo.path(), None);
-        assert!(
-            matches!(loc, RepoLocation::NotFound { .. }),
-            "{file}: {loc:?}"
-        );
+        assert!(matches!(loc, RepoLocation::NotFound { .. }), "{file}: {loc:?}");
     }
-    let loc = map_to_repo(
-        &frame("f", None, "<frozen importlib._bootstrap>", 1),
-        repo.path(),
-        None,
-    );
-    assert!(
-        matches!(loc, RepoLocation::NotFound { ref reason, .. } if reason.contains("not a source path"))
-    );
+    let loc = map_to_repo(&frame("f", None, "<frozen importlib._bootstrap>", 1), repo.path(), None);
+    assert!(matches!(loc, RepoLocation::NotFound { ref reason, .. } if reason.contains("not a source path")));
     let mut no_file = frame("f", None, "x", 1);
     no_file.file = None;
     assert!(matches!(
@@ -305,11 +257,7 @@ fn skipped_directories_and_non_paths() {
     ));
     let escape = map_to_repo(&frame("f", None, "../../etc/passwd", 1), repo.path(), None);
     assert!(matches!(escape, RepoLocation::NotFound { .. }));
-    let missing_repo = map_to_repo(
-        &frame("f", None, "/app/x.py", 1),
-        &repo.path().join("nope"),
-        None,
-    );
+    let missing_repo = map_to_repo(&frame("f", None, "/app/x.py", 1), &repo.path().join("nope"), None);
     assert!(matches!(missing_repo, RepoLocation::NotFound { .. }));
 }
 
@@ -399,8 +347,5 @@ fn deployed_version_is_read_from_git() {
     assert_eq!(out["commit"], v1.as_str());
     assert_eq!(out["repo"]["path"], "pricing_logic.py");
     assert_eq!(out["repo"]["line"], 14);
-    assert_eq!(
-        out["repo"]["exact"], false,
-        "calc is not in the synthetic file: {out}"
-    );
+    assert_eq!(out["repo"]["exact"], false, "calc is not in the synthetic file: {out}");
 }

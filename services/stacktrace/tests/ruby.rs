@@ -69,10 +69,7 @@ actionpack (7.1.3) lib/action_controller/metal/basic_implicit_render.rb:6:in `se
     assert!(t.frames[2].in_app);
     assert!(!t.frames[3].in_app, "{:?}", t.frames[3]);
     assert!(!t.frames[4].in_app);
-    assert_eq!(
-        t.culprit.map(|f| f.file),
-        Some(Some("app/models/price.rb".into()))
-    );
+    assert_eq!(t.culprit.map(|f| f.file), Some(Some("app/models/price.rb".into())));
 }
 
 #[test]
@@ -87,11 +84,7 @@ app/controllers/prices_controller.rb:6:in `show'
 ";
     let t = p(text);
     assert_eq!(t.exception.ty, "ActiveRecord::StatementInvalid");
-    assert!(
-        t.exception
-            .message
-            .starts_with("PG::UndefinedTable: ERROR:  relation")
-    );
+    assert!(t.exception.message.starts_with("PG::UndefinedTable: ERROR:  relation"));
     assert!(t.exception.message.contains("LINE 1:"));
     assert_eq!(t.frames.len(), 2);
 }
@@ -115,10 +108,7 @@ quantity must be positive
 \tfrom /app/x.rb:9:in `<main>'
 ";
     let t = p(text);
-    assert_eq!(
-        t.exception.message,
-        "invalid order\nquantity must be positive"
-    );
+    assert_eq!(t.exception.message, "invalid order\nquantity must be positive");
     assert_eq!(t.frames.len(), 2);
 }
 

@@ -32,14 +32,9 @@ note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 
 #[test]
 fn panic_messages_distinguish_location_only_fingerprints() {
-    let a = p(
-        "thread 'main' panicked at src/a.rs:1:1:\nindex out of bounds: the len is 1 but the index is 2\n",
-    );
-    let b = p(
-        "thread 'main' panicked at src/a.rs:9:1:\nindex out of bounds: the len is 3 but the index is 7\n",
-    );
-    let c =
-        p("thread 'main' panicked at src/a.rs:9:1:\ncalled `Option::unwrap()` on a `None` value\n");
+    let a = p("thread 'main' panicked at src/a.rs:1:1:\nindex out of bounds: the len is 1 but the index is 2\n");
+    let b = p("thread 'main' panicked at src/a.rs:9:1:\nindex out of bounds: the len is 3 but the index is 7\n");
+    let c = p("thread 'main' panicked at src/a.rs:9:1:\ncalled `Option::unwrap()` on a `None` value\n");
     assert_eq!(a.fingerprint, b.fingerprint);
     assert_ne!(a.fingerprint, c.fingerprint);
 }
@@ -188,10 +183,7 @@ Stack backtrace:
             "No such file or directory (os error 2)"
         ]
     );
-    assert_eq!(
-        t.root_cause().message,
-        "No such file or directory (os error 2)"
-    );
+    assert_eq!(t.root_cause().message, "No such file or directory (os error 2)");
     assert_eq!(t.culprit.map(|f| f.function), Some("load".into()));
 }
 

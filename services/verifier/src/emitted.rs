@@ -44,7 +44,11 @@ impl EmittedLog {
         if let Some(d) = &dir {
             std::fs::create_dir_all(d)?;
         }
-        Ok(EmittedLog { inner: Mutex::new(Inner::default()), dir, capacity: capacity.max(1) })
+        Ok(EmittedLog {
+            inner: Mutex::new(Inner::default()),
+            dir,
+            capacity: capacity.max(1),
+        })
     }
 
     /// The Outcome already emitted for `incident_id`, if any.
@@ -89,6 +93,8 @@ pub fn safe_file_stem(id: &str) -> Option<&str> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     ok.then_some(id)
 }

@@ -25,9 +25,11 @@ use selfheal_events::{Outcome, Rollout, Verification};
 
 pub use emitted::{Emitted, EmittedLog};
 pub use outcome::{Ending, ending_of};
-pub use watch::{FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, MonitorFingerprinter, RecentEvents, WatchReport};
 /// The former name of [`MonitorFingerprinter`] (it was a stand-in until the monitor's function landed).
 pub use watch::MonitorFingerprinter as StacktraceFingerprinter;
+pub use watch::{
+    FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, MonitorFingerprinter, RecentEvents, WatchReport,
+};
 
 /// The stage's name: group `selfheal-verifier`, dead letters `verifier.dlq`.
 pub const STAGE_NAME: &str = "verifier";
@@ -97,14 +99,31 @@ impl Verifier {
         if wait_ms > 0 {
             tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
         }
-        let report = self.watch.occurrences(&rollout.service, &rollout.fingerprint, from_ms, to_ms).await;
+        let report = self
+            .watch
+            .occurrences(&rollout.service, &rollout.fingerprint, from_ms, to_ms)
+            .await;
         // An incident without an exception (error-rate or log-template symptom) has a derived
         // fingerprint no event carries: failed requests are its occurrences.
         let exception_based = rollout.patch.exception_type.is_some() || rollout.patch.root_cause.is_some();
-        let occurrences = if exception_based { report.occurrences } else { report.occurrences.max(report.errors) };
-        let verification = Verification { window_ms, occurrences, requests: report.requests };
+        let occurrences = if exception_based {
+            report.occurrences
+        } else {
+            report.occurrences.max(report.errors)
+        };
+        let verification = Verification {
+            window_ms,
+            occurrences,
+            requests: report.requests,
+        };
         let (status, summary) = outcome::verified(rollout, &verification, report.errors, self.config.low_traffic_below);
-        let out = outcome::build(rollout, status, summary, Some(verification.clone()), selfheal_core::now_ms());
+        let out = outcome::build(
+            rollout,
+            status,
+            summary,
+            Some(verification.clone()),
+            selfheal_core::now_ms(),
+        );
         (out, verification)
     }
 }
@@ -142,7 +161,11 @@ impl Stage for Verifier {
             _ => self.verify(&rollout).await.0,
         };
         self.emitted
-            .put(Emitted { partition: ctx.partition, offset: ctx.offset, outcome: outcome.clone() })
+            .put(Emitted {
+                partition: ctx.partition,
+                offset: ctx.offset,
+                outcome: outcome.clone(),
+            })
             .map_err(|e| StageError::Transient(format!("cannot record the outcome: {e}")))?;
         tracing::info!(incident = %outcome.incident_id, status = ?outcome.status, summary = %outcome.summary, "outcome");
         Ok(vec![outcome])

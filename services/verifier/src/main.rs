@@ -46,9 +46,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();
-    serve(args.runtime.http_addr, ops_router(health.clone(), metrics.clone()), shutdown.clone())
-        .await
-        .context("serving operations endpoints")?;
+    serve(
+        args.runtime.http_addr,
+        ops_router(health.clone(), metrics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .context("serving operations endpoints")?;
     let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
     let watch = KafkaFingerprintWatch::start(
         &args.kafka,
@@ -66,7 +70,14 @@ async fn main() -> anyhow::Result<()> {
         ..VerifierConfig::default()
     };
     let stage = Verifier::new(Arc::new(watch), config).context("verifier")?;
-    let shared = Shared { kafka: args.kafka, runtime: args.runtime, codec, metrics, health, shutdown };
+    let shared = Shared {
+        kafka: args.kafka,
+        runtime: args.runtime,
+        codec,
+        metrics,
+        health,
+        shutdown,
+    };
     run_stage(Arc::new(stage), shared).await.context("verifier stage")?;
     Ok(())
 }

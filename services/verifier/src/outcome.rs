@@ -3,9 +3,7 @@
 //! Every incident ends in exactly one Outcome, including the ones that never reached a
 //! deploy: a `Skipped` step carries the patch, whose status says why nothing was deployed.
 
-use selfheal_events::{
-    Fix, OutcomeStatus, Outcome, PatchStatus, Rollout, RolloutResult, RolloutStep, Verification,
-};
+use selfheal_events::{Fix, Outcome, OutcomeStatus, PatchStatus, Rollout, RolloutResult, RolloutStep, Verification};
 
 /// How a rollout step ends an incident, when it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +19,10 @@ pub enum Ending {
 /// What the step means for the incident.
 pub fn ending_of(rollout: &Rollout) -> Ending {
     match rollout.step {
-        RolloutStep::AwaitingApproval | RolloutStep::Approved | RolloutStep::CanaryStarted | RolloutStep::CanaryAnalyzed => {
-            Ending::Pending
-        }
+        RolloutStep::AwaitingApproval
+        | RolloutStep::Approved
+        | RolloutStep::CanaryStarted
+        | RolloutStep::CanaryAnalyzed => Ending::Pending,
         RolloutStep::Promoted => Ending::Verify,
         RolloutStep::RolledBack => Ending::Final(OutcomeStatus::RolledBack),
         RolloutStep::Rejected => Ending::Final(OutcomeStatus::RejectedByHuman),
@@ -42,7 +41,11 @@ pub fn ending_of(rollout: &Rollout) -> Ending {
 
 /// A one-line summary for endings that need no telemetry.
 pub fn final_summary(rollout: &Rollout, status: OutcomeStatus) -> String {
-    let detail = if rollout.detail.trim().is_empty() { rollout.patch.summary.as_str() } else { rollout.detail.as_str() };
+    let detail = if rollout.detail.trim().is_empty() {
+        rollout.patch.summary.as_str()
+    } else {
+        rollout.detail.as_str()
+    };
     let label = match status {
         OutcomeStatus::RolledBack => "rolled back",
         OutcomeStatus::RejectedByHuman => "rejected by a person",
@@ -59,16 +62,31 @@ pub fn final_summary(rollout: &Rollout, status: OutcomeStatus) -> String {
 }
 
 /// The verdict after promotion and its summary.
-pub fn verified(rollout: &Rollout, verification: &Verification, errors: i64, low_traffic_below: i64) -> (OutcomeStatus, String) {
+pub fn verified(
+    rollout: &Rollout,
+    verification: &Verification,
+    errors: i64,
+    low_traffic_below: i64,
+) -> (OutcomeStatus, String) {
     let secs = verification.window_ms as f64 / 1000.0;
-    let what = rollout.patch.exception_type.clone().unwrap_or_else(|| format!("fingerprint {}", rollout.fingerprint));
+    let what = rollout
+        .patch
+        .exception_type
+        .clone()
+        .unwrap_or_else(|| format!("fingerprint {}", rollout.fingerprint));
     if verification.occurrences > 0 {
         return (
             OutcomeStatus::Recurred,
-            format!("{what} recurred {} times in {secs:.0}s after promotion ({} requests)", verification.occurrences, verification.requests),
+            format!(
+                "{what} recurred {} times in {secs:.0}s after promotion ({} requests)",
+                verification.occurrences, verification.requests
+            ),
         );
     }
-    let mut summary = format!("no {what} for {secs:.0}s after promotion ({} requests) · healed", verification.requests);
+    let mut summary = format!(
+        "no {what} for {secs:.0}s after promotion ({} requests) · healed",
+        verification.requests
+    );
     if verification.requests < low_traffic_below {
         // Silence without traffic proves little; still Healed, but a reader must know.
         summary.push_str(&format!(" · low traffic: only {} requests seen", verification.requests));
@@ -80,7 +98,13 @@ pub fn verified(rollout: &Rollout, verification: &Verification, errors: i64, low
 }
 
 /// Builds the Outcome carrying the whole story of the incident.
-pub fn build(rollout: &Rollout, status: OutcomeStatus, summary: String, verification: Option<Verification>, now_ms: i64) -> Outcome {
+pub fn build(
+    rollout: &Rollout,
+    status: OutcomeStatus,
+    summary: String,
+    verification: Option<Verification>,
+    now_ms: i64,
+) -> Outcome {
     let patch = &rollout.patch;
     let fix = patch.strategy.as_ref().map(|strategy| Fix {
         strategy: strategy.clone(),
@@ -109,7 +133,10 @@ pub fn build(rollout: &Rollout, status: OutcomeStatus, summary: String, verifica
         fingerprint: rollout.fingerprint.clone(),
         status,
         summary,
-        exception_type: patch.exception_type.clone().or_else(|| patch.root_cause.as_ref().map(|r| r.exception_type.clone())),
+        exception_type: patch
+            .exception_type
+            .clone()
+            .or_else(|| patch.root_cause.as_ref().map(|r| r.exception_type.clone())),
         root_cause: patch.root_cause.clone(),
         fix,
         regression_test: patch.regression_test.clone(),
@@ -125,6 +152,10 @@ pub fn build(rollout: &Rollout, status: OutcomeStatus, summary: String, verifica
 
 /// Summaries quote untrusted text (exception types, details); keep them one bounded line.
 fn bounded(text: &str) -> String {
-    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(500)
+        .collect();
     line
 }

@@ -15,14 +15,24 @@ struct FakeWatch {
 #[async_trait]
 impl FingerprintWatch for FakeWatch {
     async fn occurrences(&self, service: &str, fingerprint: &str, from_ms: i64, to_ms: i64) -> WatchReport {
-        self.asked.lock().unwrap().push((service.into(), fingerprint.into(), from_ms, to_ms));
+        self.asked
+            .lock()
+            .unwrap()
+            .push((service.into(), fingerprint.into(), from_ms, to_ms));
         self.report
     }
 }
 
 fn verifier(report: WatchReport) -> (Verifier, Arc<FakeWatch>) {
-    let watch = Arc::new(FakeWatch { report, asked: Mutex::new(Vec::new()) });
-    let config = VerifierConfig { window: Duration::from_millis(50), settle: Duration::from_millis(10), ..Default::default() };
+    let watch = Arc::new(FakeWatch {
+        report,
+        asked: Mutex::new(Vec::new()),
+    });
+    let config = VerifierConfig {
+        window: Duration::from_millis(50),
+        settle: Duration::from_millis(10),
+        ..Default::default()
+    };
     (Verifier::new(watch.clone(), config).unwrap(), watch)
 }
 
@@ -35,13 +45,23 @@ fn step(step: RolloutStep) -> Rollout {
 }
 
 fn ctx(offset: i64) -> RecordContext {
-    RecordContext { topic: "rollouts".into(), partition: 0, offset, ..Default::default() }
+    RecordContext {
+        topic: "rollouts".into(),
+        partition: 0,
+        offset,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
 async fn intermediate_steps_emit_nothing() {
     let (v, _) = verifier(WatchReport::default());
-    for s in [RolloutStep::AwaitingApproval, RolloutStep::Approved, RolloutStep::CanaryStarted, RolloutStep::CanaryAnalyzed] {
+    for s in [
+        RolloutStep::AwaitingApproval,
+        RolloutStep::Approved,
+        RolloutStep::CanaryStarted,
+        RolloutStep::CanaryAnalyzed,
+    ] {
         assert!(v.process(step(s), &ctx(1)).await.unwrap().is_empty(), "{s:?}");
     }
 }
@@ -87,17 +107,31 @@ async fn skipped_maps_patch_status() {
 
 #[tokio::test]
 async fn promoted_without_recurrence_is_healed_with_verification() {
-    let (v, watch) = verifier(WatchReport { occurrences: 0, requests: 120, errors: 0 });
+    let (v, watch) = verifier(WatchReport {
+        occurrences: 0,
+        requests: 120,
+        errors: 0,
+    });
     let r = step(RolloutStep::Promoted);
     let promoted = r.step_ms;
     let out = v.process(r.clone(), &ctx(7)).await.unwrap();
     assert_eq!(out.len(), 1);
     let o = &out[0];
     assert_eq!(o.status, OutcomeStatus::Healed);
-    assert_eq!(o.verification, Some(Verification { window_ms: 50, occurrences: 0, requests: 120 }));
+    assert_eq!(
+        o.verification,
+        Some(Verification {
+            window_ms: 50,
+            occurrences: 0,
+            requests: 120
+        })
+    );
     assert!(!o.summary.contains("low traffic"), "{}", o.summary);
     let asked = watch.asked.lock().unwrap().clone();
-    assert_eq!(asked, vec![(r.service.clone(), r.fingerprint.clone(), promoted, promoted + 50)]);
+    assert_eq!(
+        asked,
+        vec![(r.service.clone(), r.fingerprint.clone(), promoted, promoted + 50)]
+    );
     assert!(o.timeline.outcome_ms.unwrap() >= promoted + 50, "waited for the window");
     // The whole story is carried.
     assert_eq!(o.fix.as_ref().unwrap().commit, r.patch.commit);
@@ -111,7 +145,11 @@ async fn promoted_without_recurrence_is_healed_with_verification() {
 
 #[tokio::test]
 async fn promoted_with_low_traffic_is_healed_but_says_so() {
-    let (v, _) = verifier(WatchReport { occurrences: 0, requests: 2, errors: 0 });
+    let (v, _) = verifier(WatchReport {
+        occurrences: 0,
+        requests: 2,
+        errors: 0,
+    });
     let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
     assert_eq!(out[0].status, OutcomeStatus::Healed);
     assert!(out[0].summary.contains("low traffic"), "{}", out[0].summary);
@@ -119,7 +157,11 @@ async fn promoted_with_low_traffic_is_healed_but_says_so() {
 
 #[tokio::test]
 async fn promoted_with_occurrences_recurred() {
-    let (v, _) = verifier(WatchReport { occurrences: 4, requests: 100, errors: 4 });
+    let (v, _) = verifier(WatchReport {
+        occurrences: 4,
+        requests: 100,
+        errors: 4,
+    });
     let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
     assert_eq!(out[0].status, OutcomeStatus::Recurred);
     assert_eq!(out[0].verification.as_ref().unwrap().occurrences, 4);
@@ -127,7 +169,11 @@ async fn promoted_with_occurrences_recurred() {
 
 #[tokio::test]
 async fn replay_gives_no_second_outcome_but_a_redo_does() {
-    let (v, watch) = verifier(WatchReport { occurrences: 0, requests: 50, errors: 0 });
+    let (v, watch) = verifier(WatchReport {
+        occurrences: 0,
+        requests: 50,
+        errors: 0,
+    });
     let r = step(RolloutStep::Promoted);
     let first = v.process(r.clone(), &ctx(3)).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -146,8 +192,14 @@ async fn replay_gives_no_second_outcome_but_a_redo_does() {
 #[tokio::test]
 async fn state_dir_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = VerifierConfig { state_dir: Some(dir.path().to_path_buf()), ..Default::default() };
-    let watch = Arc::new(FakeWatch { report: WatchReport::default(), asked: Mutex::new(Vec::new()) });
+    let config = VerifierConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let watch = Arc::new(FakeWatch {
+        report: WatchReport::default(),
+        asked: Mutex::new(Vec::new()),
+    });
     let r = step(RolloutStep::RolledBack);
     let v1 = Verifier::new(watch.clone(), config.clone()).unwrap();
     assert_eq!(v1.process(r.clone(), &ctx(1)).await.unwrap().len(), 1);
@@ -157,7 +209,11 @@ async fn state_dir_survives_restart() {
 
 #[tokio::test]
 async fn incident_without_exception_counts_failed_requests() {
-    let (v, _) = verifier(WatchReport { occurrences: 0, requests: 100, errors: 3 });
+    let (v, _) = verifier(WatchReport {
+        occurrences: 0,
+        requests: 100,
+        errors: 3,
+    });
     let mut r = step(RolloutStep::Promoted);
     r.patch.exception_type = None;
     r.patch.root_cause = None;
@@ -165,7 +221,11 @@ async fn incident_without_exception_counts_failed_requests() {
     assert_eq!(out[0].status, OutcomeStatus::Recurred);
     assert_eq!(out[0].verification.as_ref().unwrap().occurrences, 3);
     // With an exception, other failures do not count as the incident recurring.
-    let (v, _) = verifier(WatchReport { occurrences: 0, requests: 100, errors: 3 });
+    let (v, _) = verifier(WatchReport {
+        occurrences: 0,
+        requests: 100,
+        errors: 3,
+    });
     let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
     assert_eq!(out[0].status, OutcomeStatus::Healed);
     assert!(out[0].summary.contains("3 other failed requests"), "{}", out[0].summary);

@@ -94,7 +94,11 @@ pub struct RecentEvents {
 impl RecentEvents {
     /// A ring keeping at most `max_per_service` events for each of at most `max_services` services.
     pub fn new(max_per_service: usize, max_services: usize) -> Self {
-        RecentEvents { per_service: HashMap::new(), max_per_service: max_per_service.max(1), max_services: max_services.max(1) }
+        RecentEvents {
+            per_service: HashMap::new(),
+            max_per_service: max_per_service.max(1),
+            max_services: max_services.max(1),
+        }
     }
 
     /// Remembers an event if it is a request or carries a fingerprint.
@@ -112,7 +116,12 @@ impl RecentEvents {
         if ring.len() >= self.max_per_service {
             ring.pop_front();
         }
-        ring.push_back(Seen { at_ms: event.timestamp_ms, fingerprint, request, failed: request && is_failed(event) });
+        ring.push_back(Seen {
+            at_ms: event.timestamp_ms,
+            fingerprint,
+            request,
+            failed: request && is_failed(event),
+        });
     }
 
     /// Counts events of `service` in `[from_ms, to_ms]`.
@@ -166,10 +175,17 @@ impl KafkaFingerprintWatch {
         let group = format!("selfheal-verifier-watch-{}", uuid::Uuid::new_v4());
         let mut cfg = selfheal_core::kafka::consumer_config(kafka, &group)?;
         // An observer: it wants what happens from now on and never needs its offsets again.
-        cfg.set("auto.offset.reset", "latest").set("enable.auto.commit", "false");
-        let consumer: StreamConsumer = cfg.create().map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
-        consumer.subscribe(&[topic]).map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
-        let watch = KafkaFingerprintWatch { recent: Arc::new(Mutex::new(RecentEvents::new(RING_PER_SERVICE, MAX_SERVICES))) };
+        cfg.set("auto.offset.reset", "latest")
+            .set("enable.auto.commit", "false");
+        let consumer: StreamConsumer = cfg
+            .create()
+            .map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| selfheal_core::kafka::KafkaError::Config(e.to_string()))?;
+        let watch = KafkaFingerprintWatch {
+            recent: Arc::new(Mutex::new(RecentEvents::new(RING_PER_SERVICE, MAX_SERVICES))),
+        };
         let recent = watch.recent.clone();
         tokio::spawn(async move {
             loop {

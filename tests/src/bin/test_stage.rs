@@ -43,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
     selfheal_core::service::register_schema::<Anomaly>(&codec, &args.output, &shutdown, &args.runtime).await?;
     let publisher = Publisher::new(selfheal_core::kafka::producer(&args.kafka)?, codec, "echo");
     let group = args.runtime.group_id.clone().unwrap_or_else(|| "selfheal-echo".into());
-    let topics = Topics { input: args.input, output: args.output, dead_letter: args.dlq };
+    let topics = Topics {
+        input: args.input,
+        output: args.output,
+        dead_letter: args.dlq,
+    };
     let runner = Runner::new(
         Arc::new(selfheal_e2e::EchoStage::default()),
         &args.kafka,
@@ -55,6 +59,9 @@ async fn main() -> anyhow::Result<()> {
         Health::new(),
     )?;
     let summary = runner.run(shutdown).await?;
-    println!("{}", serde_json::json!({"records": summary.records, "outputs": summary.outputs, "dead_letters": summary.dead_letters}));
+    println!(
+        "{}",
+        serde_json::json!({"records": summary.records, "outputs": summary.outputs, "dead_letters": summary.dead_letters})
+    );
     Ok(())
 }

@@ -83,10 +83,7 @@ Binary files a/logo.png and b/logo.png differ
 #[test]
 fn paths_with_spaces_and_no_newline_markers() {
     let diff = "diff --git a/my file.py b/my file.py\n--- a/my file.py\n+++ b/my file.py\n@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b\n\\ No newline at end of file\n";
-    assert_eq!(
-        parse_unified_diff(diff).unwrap(),
-        [file("my file.py", 1, 1)]
-    );
+    assert_eq!(parse_unified_diff(diff).unwrap(), [file("my file.py", 1, 1)]);
 }
 
 #[test]
@@ -94,22 +91,10 @@ fn broken_diffs_are_errors() {
     for (diff, needle) in [
         ("just some text\n", "no file header"),
         ("", "no file header"),
-        (
-            "--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n",
-            "ends inside a hunk",
-        ),
-        (
-            "--- a/x\n+++ b/x\n@@ nonsense @@\n",
-            "malformed hunk header",
-        ),
-        (
-            "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n",
-            "outside any hunk",
-        ),
-        (
-            "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\nstray\n",
-            "ends early",
-        ),
+        ("--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n", "ends inside a hunk"),
+        ("--- a/x\n+++ b/x\n@@ nonsense @@\n", "malformed hunk header"),
+        ("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n", "outside any hunk"),
+        ("--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\nstray\n", "ends early"),
         ("+++ b/x\n", "without a `---` header"),
     ] {
         match parse_unified_diff(diff) {

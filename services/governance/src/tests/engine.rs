@@ -6,8 +6,8 @@ use selfheal_catalog::ServiceEntry;
 
 use super::rego_suite::policies_dir;
 use crate::{
-    Approval, ApprovalMode, Autonomy, DeployInput, GovernanceError, PatchInput, PatchOrigin,
-    PolicyEngine, PolicySource, Validation, Verdict,
+    Approval, ApprovalMode, Autonomy, DeployInput, GovernanceError, PatchInput, PatchOrigin, PolicyEngine,
+    PolicySource, Validation, Verdict,
 };
 
 /// The demo's fix: the guarded division plus a regression test, as `git diff` prints it.
@@ -102,10 +102,7 @@ fn touching_the_ci_workflow_is_denied() {
 
 #[test]
 fn opening_the_firewall_to_the_world_is_denied() {
-    let diff = adding(
-        "deploy/firewall.yaml",
-        &["  - cidr: 0.0.0.0/0", "    port: 22"],
-    );
+    let diff = adding("deploy/firewall.yaml", &["  - cidr: 0.0.0.0/0", "    port: 22"]);
     let verdict = engine().evaluate_patch(&patch(&diff)).unwrap();
     assert_denied_by(&verdict, "protected-path", "deploy/firewall.yaml");
     assert_denied_by(&verdict, "dangerous-content", "deploy/firewall.yaml");
@@ -132,10 +129,7 @@ fn granting_an_admin_role_is_denied() {
             .unwrap();
         assert_denied_by(&verdict, "dangerous-content", "pricing_logic.py");
         assert!(
-            verdict
-                .violations
-                .iter()
-                .any(|v| v.contains("admin or superuser")),
+            verdict.violations.iter().any(|v| v.contains("admin or superuser")),
             "{line}: {:#?}",
             verdict.violations
         );
@@ -159,11 +153,7 @@ fn a_diff_larger_than_the_limit_is_denied() {
     let mut lying = input;
     lying.diff_lines = 1;
     lying.files[0].added = 1;
-    assert_denied_by(
-        &engine().evaluate_patch(&lying).unwrap(),
-        "diff-too-large",
-        "(patch)",
-    );
+    assert_denied_by(&engine().evaluate_patch(&lying).unwrap(), "diff-too-large", "(patch)");
 }
 
 #[test]
@@ -194,9 +184,7 @@ fn a_file_outside_the_source_root_is_denied_but_tests_are_not() {
     let verdict = engine().evaluate_patch(&input).unwrap();
     assert_eq!(
         verdict.violations,
-        [
-            "outside-source-root: scripts/migrate.py: outside the source root src and not a test file"
-        ]
+        ["outside-source-root: scripts/migrate.py: outside the source root src and not a test file"]
     );
     let diff = format!(
         "{}{}",
@@ -213,10 +201,9 @@ fn catalog_entries_supply_source_root_limits_and_protected_globs() {
     let mut entry = ServiceEntry::new("pricing-api", "/repo", "python", vec!["pytest".into()]);
     entry.protected_globs = vec!["**/*.lock".to_string()];
     entry.max_diff_lines = 10;
-    let input =
-        PatchInput::for_service(&entry, adding("poetry.lock", &["x"]), "s", PatchOrigin::Llm)
-            .unwrap()
-            .with_validation(Validation::proven());
+    let input = PatchInput::for_service(&entry, adding("poetry.lock", &["x"]), "s", PatchOrigin::Llm)
+        .unwrap()
+        .with_validation(Validation::proven());
     assert_eq!(input.max_diff_lines, 10);
     let verdict = engine().evaluate_patch(&input).unwrap();
     assert_denied_by(&verdict, "protected-path", "poetry.lock");
@@ -262,9 +249,7 @@ fn a_human_approved_deploy_is_allowed() {
 
 #[test]
 fn a_manual_service_without_approval_is_denied() {
-    let verdict = engine()
-        .evaluate_deploy(&deploy_input(Autonomy::Manual, None))
-        .unwrap();
+    let verdict = engine().evaluate_deploy(&deploy_input(Autonomy::Manual, None)).unwrap();
     assert!(!verdict.allowed);
     assert_eq!(
         verdict.violated_rules().into_iter().collect::<Vec<_>>(),
@@ -276,13 +261,8 @@ fn a_manual_service_without_approval_is_denied() {
 #[test]
 fn an_auto_service_may_approve_itself_unless_something_stands_in_the_way() {
     let engine = engine();
-    let verdict = engine
-        .evaluate_deploy(&deploy_input(Autonomy::Auto, None))
-        .unwrap();
-    assert!(
-        verdict.allowed && verdict.allow_auto_approval,
-        "{verdict:?}"
-    );
+    let verdict = engine.evaluate_deploy(&deploy_input(Autonomy::Auto, None)).unwrap();
+    assert!(verdict.allowed && verdict.allow_auto_approval, "{verdict:?}");
 
     let mut denied_patch = deploy_input(Autonomy::Auto, None);
     denied_patch.patch_policy_allowed = false;
@@ -316,11 +296,7 @@ fn an_auto_approval_is_refused_for_a_manual_service() {
     let verdict = engine()
         .evaluate_deploy(&deploy_input(Autonomy::Manual, approval.clone()))
         .unwrap();
-    assert!(
-        verdict
-            .violated_rules()
-            .contains("auto-approval-not-permitted")
-    );
+    assert!(verdict.violated_rules().contains("auto-approval-not-permitted"));
     let verdict = engine()
         .evaluate_deploy(&deploy_input(Autonomy::Auto, approval))
         .unwrap();
@@ -333,12 +309,7 @@ fn the_policy_directory_and_the_embedded_copy_are_the_same_policy() {
     let embedded = engine();
     assert_eq!(from_dir.policy_digest(), embedded.policy_digest());
     assert_eq!(from_dir.policy_files().len(), 2);
-    assert!(
-        from_dir
-            .policy_files()
-            .iter()
-            .all(|f| !f.ends_with("_test.rego"))
-    );
+    assert!(from_dir.policy_files().iter().all(|f| !f.ends_with("_test.rego")));
     assert_eq!(embedded.policy_files(), ["deploy.rego", "patch.rego"]);
 }
 
@@ -350,10 +321,7 @@ fn the_digest_changes_with_the_policy_text() {
                 "patch.rego",
                 format!("{}{extra}", include_str!("../../../../policies/patch.rego")),
             ),
-            PolicySource::new(
-                "deploy.rego",
-                include_str!("../../../../policies/deploy.rego"),
-            ),
+            PolicySource::new("deploy.rego", include_str!("../../../../policies/deploy.rego")),
         ]
     };
     let a = PolicyEngine::from_sources(sources("")).unwrap();
@@ -374,11 +342,7 @@ fn a_parse_error_names_the_file_and_line() {
     let result = PolicyEngine::from_dir(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
     match result {
-        Err(GovernanceError::Parse {
-            file,
-            line,
-            message,
-        }) => {
+        Err(GovernanceError::Parse { file, line, message }) => {
             assert!(file.ends_with("broken.rego"), "{file}");
             assert_eq!(line, 7, "{message}");
             let shown = GovernanceError::Parse {
@@ -387,10 +351,7 @@ fn a_parse_error_names_the_file_and_line() {
                 message,
             }
             .to_string();
-            assert!(
-                shown.contains("broken.rego") && shown.contains("line 7"),
-                "{shown}"
-            );
+            assert!(shown.contains("broken.rego") && shown.contains("line 7"), "{shown}");
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
@@ -409,10 +370,7 @@ fn directories_without_policies_or_without_the_rules_are_rejected() {
     .unwrap();
     let unrelated = PolicyEngine::from_dir(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        matches!(empty, Err(GovernanceError::NoPolicies(_))),
-        "{empty:?}"
-    );
+    assert!(matches!(empty, Err(GovernanceError::NoPolicies(_))), "{empty:?}");
     assert!(
         matches!(unrelated, Err(GovernanceError::MissingRule { .. })),
         "{unrelated:?}"
@@ -433,9 +391,7 @@ fn one_engine_serves_many_evaluations_from_many_threads() {
                 for _ in 0..5 {
                     let allowed = engine.evaluate_patch(&patch(TEMPLATE_DIFF)).unwrap();
                     assert!(allowed.allowed);
-                    let denied = engine
-                        .evaluate_patch(&patch(&adding("deploy/k.yaml", &["x"])))
-                        .unwrap();
+                    let denied = engine.evaluate_patch(&patch(&adding("deploy/k.yaml", &["x"]))).unwrap();
                     assert!(!denied.allowed, "thread {i}");
                 }
             })

@@ -21,11 +21,7 @@ fn assert_all_pass(results: &[PolicyTestResult]) {
             )
         })
         .collect();
-    assert!(
-        failed.is_empty(),
-        "failing policy tests:\n{}",
-        failed.join("\n")
-    );
+    assert!(failed.is_empty(), "failing policy tests:\n{}", failed.join("\n"));
 }
 
 #[test]
@@ -45,8 +41,7 @@ fn the_embedded_copies_run_the_same_tests() {
     let from_dir = run_policy_tests(policies_dir()).unwrap();
     let embedded = run_embedded_policy_tests().unwrap();
     assert_all_pass(&embedded);
-    let names =
-        |results: &[PolicyTestResult]| results.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let names = |results: &[PolicyTestResult]| results.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&from_dir), names(&embedded));
 }
 

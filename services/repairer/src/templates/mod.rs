@@ -7,8 +7,8 @@
 mod python_zero_division;
 
 pub use python_zero_division::{
-    DivOp, Division, ID as ZERO_DIVISION_GUARD, LineFix, LineShape, PythonZeroDivisionGuard,
-    analyze_expression, analyze_line,
+    DivOp, Division, ID as ZERO_DIVISION_GUARD, LineFix, LineShape, PythonZeroDivisionGuard, analyze_expression,
+    analyze_line,
 };
 
 use selfheal_events::{Diagnosis, RootCause};
@@ -61,10 +61,7 @@ impl Registry {
 
     /// The template with this id.
     pub fn get(&self, id: &str) -> Option<&dyn FixTemplate> {
-        self.templates
-            .iter()
-            .find(|t| t.id() == id)
-            .map(|t| t.as_ref())
+        self.templates.iter().find(|t| t.id() == id).map(|t| t.as_ref())
     }
 
     /// Every template, in order.

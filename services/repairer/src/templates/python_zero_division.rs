@@ -116,10 +116,7 @@ impl FixTemplate for PythonZeroDivisionGuard {
 
     fn applies(&self, diag: &Diagnosis) -> bool {
         let python = diag.runtime.as_deref() == Some("python")
-            || diag
-                .root_cause
-                .as_ref()
-                .is_some_and(|rc| rc.file.ends_with(".py"));
+            || diag.root_cause.as_ref().is_some_and(|rc| rc.file.ends_with(".py"));
         let zero_division = diag
             .root_cause
             .as_ref()
@@ -226,9 +223,8 @@ pub fn analyze_line(content: &str, newline: &str) -> Result<LineFix, TemplateErr
                     "divisor `{divisor}` is not a name or dotted name"
                 )));
             }
-            let replacement = format!(
-                "{indent}if {divisor} != 0:{newline}{indent}{unit}{target} {token} {divisor}{comment}"
-            );
+            let replacement =
+                format!("{indent}if {divisor} != 0:{newline}{indent}{unit}{target} {token} {divisor}{comment}");
             return Ok(LineFix {
                 shape: LineShape::AugAssign,
                 division: Division {
@@ -270,10 +266,7 @@ fn split_assignment(stmt: &str) -> Option<(&str, &str)> {
     let at = stmt.char_indices().find_map(|(i, c)| {
         let before = i.checked_sub(1).map(|j| bytes[j]);
         let after = bytes.get(i + 1).copied();
-        (c == '='
-            && !matches!(before, Some(b'<' | b'>' | b'!' | b'=' | b':'))
-            && after != Some(b'='))
-        .then_some(i)
+        (c == '=' && !matches!(before, Some(b'<' | b'>' | b'!' | b'=' | b':')) && after != Some(b'=')).then_some(i)
     })?;
     let target = stmt[..at].trim();
     let expr = stmt[at + 1..].trim();
@@ -329,9 +322,7 @@ pub fn analyze_expression(expr: &str) -> Result<Division, String> {
             '*' => last_other_op = Some(i),
             '-' | '+' if expr[..i].trim().is_empty() => {} // unary sign of the first operand
             '+' | '-' | '<' | '>' | '=' | '!' | '&' | '|' | '^' | '~' | '@' | ',' | ':' => {
-                return Err(format!(
-                    "`{c}` beside the division could change what is divided"
-                ));
+                return Err(format!("`{c}` beside the division could change what is divided"));
             }
             _ => {}
         }
@@ -451,7 +442,11 @@ mod tests {
     #[test]
     fn crlf_files_and_one_line_async_defs_with_annotations() {
         assert_eq!(
-            fix("x = 1\r\nasync def calc(p: float, d: float) -> float: return p / d\r\n", 2).unwrap(),
+            fix(
+                "x = 1\r\nasync def calc(p: float, d: float) -> float: return p / d\r\n",
+                2
+            )
+            .unwrap(),
             "x = 1\r\nasync def calc(p: float, d: float) -> float:\r\n    return p / d if d != 0 else p\r\n"
         );
         // No final newline stays without one.

@@ -73,7 +73,10 @@ pub struct Follower {
 impl Follower {
     /// A follower filling `story`.
     pub fn new(story: Story) -> Self {
-        Follower { story, ..Follower::default() }
+        Follower {
+            story,
+            ..Follower::default()
+        }
     }
 
     /// The followed incident, once its anomaly arrived.
@@ -100,7 +103,11 @@ impl Follower {
                     out.push(Entry {
                         t: None,
                         stage: "monitor",
-                        lines: vec![format!("(another incident {} opened: {})", crate::render::short(&a.incident_id), crate::render::clip(&a.summary, 80))],
+                        lines: vec![format!(
+                            "(another incident {} opened: {})",
+                            crate::render::short(&a.incident_id),
+                            crate::render::clip(&a.summary, 80)
+                        )],
                     });
                 }
                 return out;
@@ -127,7 +134,9 @@ impl Follower {
 
     /// Whether an outcome of the followed incident waits for an earlier stage.
     pub fn outcome_waiting(&self) -> bool {
-        self.waiting.iter().any(|r| matches!(r, Rec::Outcome(o) if Some(o.incident_id.as_str()) == self.incident.as_deref()))
+        self.waiting
+            .iter()
+            .any(|r| matches!(r, Rec::Outcome(o) if Some(o.incident_id.as_str()) == self.incident.as_deref()))
     }
 
     fn release(&mut self, out: &mut Vec<Entry>, force: bool) {

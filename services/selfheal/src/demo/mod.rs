@@ -390,7 +390,8 @@ fn finish(o: &Outcome, story: &Story, report: &Path, cfg: &DemoConfig, out: &mut
     if o.fix.as_ref().is_some_and(|f| f.learned) {
         say!(
             out,
-            "  the learning store supplied this fix (see: selfheal knowledge, or the report)"
+            "  the learning store ({}) supplied this fix: it healed this fingerprint before",
+            rel(&cfg.state_dir.join("learner.db")).display()
         );
     }
     if cfg.json {
@@ -648,11 +649,20 @@ async fn follow(
     children: &mut [Managed],
     pipeline: &Option<pipeline::Pipeline>,
 ) -> Result<Story> {
-    let names = [topics::ANOMALIES, topics::DIAGNOSES, topics::PATCHES, topics::ROLLOUTS, topics::OUTCOMES];
+    let names = [
+        topics::ANOMALIES,
+        topics::DIAGNOSES,
+        topics::PATCHES,
+        topics::ROLLOUTS,
+        topics::OUTCOMES,
+    ];
     let full: Vec<String> = names.iter().map(|t| kafka.topic(t)).collect();
     let ranges = topics_io::partition_ranges_async(kafka, &full).await?;
     let consumer = topics_io::assigned_consumer(kafka, &ranges, StartAt::Beginning)?;
-    let mut f = Follower::new(Story { run_id: cfg.run_id.clone(), ..Story::default() });
+    let mut f = Follower::new(Story {
+        run_id: cfg.run_id.clone(),
+        ..Story::default()
+    });
     let mut last_record = Instant::now();
     let mut last_progress = Instant::now();
     say!(out, "  waiting for the first error…");
@@ -695,8 +705,14 @@ async fn follow(
             }
             m = consumer.recv() => m.context("reading the pipeline topics")?,
         };
-        let topic = msg.topic().strip_prefix(kafka.topic_prefix.as_str()).unwrap_or(msg.topic()).to_string();
-        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else { continue };
+        let topic = msg
+            .topic()
+            .strip_prefix(kafka.topic_prefix.as_str())
+            .unwrap_or(msg.topic())
+            .to_string();
+        let Some(payload) = msg.payload().map(<[u8]>::to_vec) else {
+            continue;
+        };
         drop(msg);
         last_record = Instant::now();
         last_progress = Instant::now();
@@ -717,7 +733,10 @@ async fn follow(
     }
     if let (Some(url), Some(o)) = (learner_url, f.story.outcome.clone()) {
         let fix = learned_fix(url, &o, Duration::from_secs(5)).await;
-        let t = o.timeline.first_error_ms.map(|first| (selfheal_core::now_ms() - first) as f64 / 1000.0);
+        let t = o
+            .timeline
+            .first_error_ms
+            .map(|first| (selfheal_core::now_ms() - first) as f64 / 1000.0);
         let e = timeline::learned(t, &o.fingerprint, fix.as_ref());
         print_entry(&e, out);
         f.story.entries.push(e);

@@ -31,8 +31,7 @@ static HEADER_PART: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:Unhandled [Ee]xception(?:\.|:)\s*|\[ERROR\] FATAL UNHANDLED EXCEPTION:\s*)?(?:\(Inner Exception #\d+\)\s*)?(?P<ty>[A-Za-z_][\w`]*(?:[.+][A-Za-z_][\w`]*)+)(?::\s?(?P<msg>[\s\S]*))?$",
     )
 });
-static ASYNC_MODULE: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^(?P<outer>.+)\.<(?P<name>[^>]+)>d__\d+$"));
+static ASYNC_MODULE: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?P<outer>.+)\.<(?P<name>[^>]+)>d__\d+$"));
 
 const HEADER_LOOKBACK: usize = 15;
 const MAX_UNKNOWN: usize = 3;
@@ -48,9 +47,7 @@ fn foreign_args(args: &str) -> bool {
         || a.rsplit(':')
             .next()
             .is_some_and(|tail| !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()))
-        || [".java", ".kt", ".scala", ".groovy"]
-            .iter()
-            .any(|e| a.contains(e))
+        || [".java", ".kt", ".scala", ".groovy"].iter().any(|e| a.contains(e))
 }
 
 /// A frame from one `at …` line, or `None` when it is not a .NET frame.
@@ -80,10 +77,7 @@ fn parse_frame(t: &str) -> Option<Frame> {
         && let Some(ac) = ASYNC_MODULE.captures(m)
     {
         let outer = ac.name("outer").map(|x| x.as_str().to_string());
-        function = ac
-            .name("name")
-            .map(|x| x.as_str().to_string())
-            .unwrap_or(function);
+        function = ac.name("name").map(|x| x.as_str().to_string()).unwrap_or(function);
         module = outer;
     }
     let mut file = c.name("file").map(|m| m.as_str().trim().to_string());
@@ -108,12 +102,8 @@ fn parse_chain(text: &str) -> Vec<(String, String)> {
         }
         if let Some(c) = HEADER_PART.captures(part) {
             out.push((
-                c.name("ty")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-                c.name("msg")
-                    .map(|m| m.as_str().trim().to_string())
-                    .unwrap_or_default(),
+                c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+                c.name("msg").map(|m| m.as_str().trim().to_string()).unwrap_or_default(),
             ));
         } else if let Some(last) = out.last_mut() {
             last.1.push_str(" ---> ");
@@ -141,9 +131,7 @@ fn is_header_line(t: &str) -> bool {
 
 /// Parses the first .NET trace in the lines.
 pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
-    let first = lines
-        .iter()
-        .position(|l| parse_frame(l.trimmed()).is_some())?;
+    let first = lines.iter().position(|l| parse_frame(l.trimmed()).is_some())?;
 
     // The header: the uppermost header line above the first frame.
     let mut start = None;
@@ -250,17 +238,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
     let mut entries: Vec<Entry> = chain
         .into_iter()
         .enumerate()
-        .map(|(i, (ty, msg))| {
-            Entry::new(
-                ty,
-                msg,
-                if i == 0 {
-                    Relation::Cause
-                } else {
-                    Relation::Inner
-                },
-            )
-        })
+        .map(|(i, (ty, msg))| Entry::new(ty, msg, if i == 0 { Relation::Cause } else { Relation::Inner }))
         .collect();
     for (i, block) in blocks.into_iter().enumerate() {
         let idx = n.saturating_sub(1).saturating_sub(i);

@@ -25,16 +25,14 @@ static PANIC: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static SIGNAL: LazyLock<Regex> = LazyLock::new(|| compile(r"^\[signal [^\]]*\]$"));
-static GOROUTINE: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^goroutine (?P<id>\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[(?P<state>[^\]]*)\]:$")
-});
+static GOROUTINE: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^goroutine (?P<id>\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[(?P<state>[^\]]*)\]:$"));
 static LOCATION: LazyLock<Regex> = LazyLock::new(|| {
     compile(
         r"^(?P<file>\S.*?):(?P<line>\d+)(?:\s+\+0x[0-9a-fA-F]+)?(?:\s+fp=0x[0-9a-fA-F]+\s+sp=0x[0-9a-fA-F]+\s+pc=0x[0-9a-fA-F]+)?$",
     )
 });
-static TYPED_VALUE: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^\((?P<ty>[^)\s]+)\)\s*(?P<msg>.*)$"));
+static TYPED_VALUE: LazyLock<Regex> = LazyLock::new(|| compile(r"^\((?P<ty>[^)\s]+)\)\s*(?P<msg>.*)$"));
 static GOPKG_VERSION: LazyLock<Regex> = LazyLock::new(|| compile(r"^[\w-]+\.v\d+\."));
 
 /// The function name of a goroutine frame line (`pkg.F(args)`), without arguments.
@@ -67,9 +65,7 @@ fn split_go_name(name: &str) -> (Option<String>, String) {
     let slash = name.rfind('/').map_or(0, |i| i + 1);
     let tail = name.get(slash..).unwrap_or(name);
     // gopkg.in/yaml.v3.(*decoder).unmarshal: the version is part of the package name.
-    let skip = GOPKG_VERSION
-        .find(tail)
-        .map_or(0, |m| m.end().saturating_sub(1));
+    let skip = GOPKG_VERSION.find(tail).map_or(0, |m| m.end().saturating_sub(1));
     let rest = tail.get(skip..).unwrap_or("");
     match rest.find('.') {
         Some(dot) => {
@@ -93,12 +89,8 @@ fn panic_type(kind: &str, msg: &str) -> (String, String) {
     }
     if let Some(c) = TYPED_VALUE.captures(msg) {
         return (
-            c.name("ty")
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
-            c.name("msg")
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
+            c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+            c.name("msg").map(|m| m.as_str().to_string()).unwrap_or_default(),
         );
     }
     ("panic".into(), msg.to_string())
@@ -232,21 +224,12 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            function_name("main.(*T).M(0xc000, {0x1, 0x2})"),
-            Some("main.(*T).M")
-        );
-        assert_eq!(
-            function_name("panic({0x4a7e60?, 0x5e4d58?})"),
-            Some("panic")
-        );
+        assert_eq!(function_name("main.(*T).M(0xc000, {0x1, 0x2})"), Some("main.(*T).M"));
+        assert_eq!(function_name("panic({0x4a7e60?, 0x5e4d58?})"), Some("panic"));
         assert_eq!(function_name("main.divide(...)"), Some("main.divide"));
         assert_eq!(
             split_go_name("github.com/acme/svc/pay.(*Service).Charge"),
-            (
-                Some("github.com/acme/svc/pay".into()),
-                "(*Service).Charge".into()
-            )
+            (Some("github.com/acme/svc/pay".into()), "(*Service).Charge".into())
         );
         assert_eq!(
             split_go_name("main.main.func1"),
@@ -254,10 +237,7 @@ mod tests {
         );
         assert_eq!(
             split_go_name("gopkg.in/yaml.v3.(*decoder).unmarshal"),
-            (
-                Some("gopkg.in/yaml.v3".into()),
-                "(*decoder).unmarshal".into()
-            )
+            (Some("gopkg.in/yaml.v3".into()), "(*decoder).unmarshal".into())
         );
         assert_eq!(split_go_name("panic"), (None, "panic".into()));
     }

@@ -19,9 +19,8 @@ use super::{Draft, Entry, frame, num, split_qualified};
 use crate::text::{Line, compile};
 use crate::{Frame, MAX_CAUSES, Relation, Runtime};
 
-static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^at\s+(?:[\w.@-]+/{1,2})?(?P<fn>[^\s(]+)\((?P<loc>[^()]*)\)(?:\s*~?\[[^\]]*\])?$")
-});
+static FRAME: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^at\s+(?:[\w.@-]+/{1,2})?(?P<fn>[^\s(]+)\((?P<loc>[^()]*)\)(?:\s*~?\[[^\]]*\])?$"));
 static LOC: LazyLock<Regex> = LazyLock::new(|| {
     compile(
         r"^(?:(?P<native>Native Method)|(?P<unknown>Unknown Source|SourceFile|<generated>|Unknown)(?::(?P<uline>\d+))?|(?P<file>[^:()\s]+)(?::(?P<line>\d+))?)$",
@@ -33,12 +32,9 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static LENIENT_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    compile(
-        r"(?:^|[\s:])(?P<ty>[A-Za-z_$][\w$.]*(?:Exception|Error|Throwable|Failure)[\w$]*)(?::\s?(?P<msg>.*))?$",
-    )
+    compile(r"(?:^|[\s:])(?P<ty>[A-Za-z_$][\w$.]*(?:Exception|Error|Throwable|Failure)[\w$]*)(?::\s?(?P<msg>.*))?$")
 });
-static MORE: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^\.\.\.\s*(?P<n>\d+)\s+(?:more|common frames omitted)$"));
+static MORE: LazyLock<Regex> = LazyLock::new(|| compile(r"^\.\.\.\s*(?P<n>\d+)\s+(?:more|common frames omitted)$"));
 
 const HEADER_LOOKBACK: usize = 12;
 const MAX_UNKNOWN: usize = 3;
@@ -65,13 +61,7 @@ fn parse_frame(t: &str) -> Option<Frame> {
     } else {
         (None, lc.name("uline").and_then(|m| num(m.as_str())))
     };
-    Some(frame(
-        function,
-        module.map(str::to_string),
-        file,
-        line,
-        None,
-    ))
+    Some(frame(function, module.map(str::to_string), file, line, None))
 }
 
 /// Splits a header line into type, message and thread.
@@ -80,9 +70,7 @@ fn parse_header(t: &str, lenient: bool) -> Option<(String, String, Option<String
         let ty = c.name("ty").map(|m| m.as_str()).unwrap_or("");
         // "a.b" alone is a sentence fragment more often than an exception.
         let last = ty.rsplit('.').next().unwrap_or("");
-        if c.name("msg").is_some()
-            || c.name("thread").is_some()
-            || last.starts_with(|ch: char| ch.is_ascii_uppercase())
+        if c.name("msg").is_some() || c.name("thread").is_some() || last.starts_with(|ch: char| ch.is_ascii_uppercase())
         {
             return Some((
                 ty.to_string(),
@@ -95,9 +83,7 @@ fn parse_header(t: &str, lenient: bool) -> Option<(String, String, Option<String
     }
     if lenient && let Some(c) = LENIENT_HEADER.captures(t) {
         return Some((
-            c.name("ty")
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
+            c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
             c.name("msg")
                 .map(|m| m.as_str().trim_end().to_string())
                 .unwrap_or_default(),
@@ -118,9 +104,7 @@ struct Node {
 
 /// Parses the first JVM trace in the lines.
 pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
-    let first = lines
-        .iter()
-        .position(|l| parse_frame(l.trimmed()).is_some())?;
+    let first = lines.iter().position(|l| parse_frame(l.trimmed()).is_some())?;
 
     // The header: the uppermost strict header line above the first frame, with the
     // lines between it and the frame as the rest of its message.
@@ -206,10 +190,8 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                     .or_else(|| nodes.iter().rposition(|n| n.indent < indent)),
             }
             .unwrap_or(0);
-            let primary =
-                relation == Relation::Cause && nodes.get(parent).is_some_and(|p| p.entry.primary);
-            let (ty, msg, _) =
-                parse_header(rest, true).unwrap_or_else(|| (String::new(), rest.to_string(), None));
+            let primary = relation == Relation::Cause && nodes.get(parent).is_some_and(|p| p.entry.primary);
+            let (ty, msg, _) = parse_header(rest, true).unwrap_or_else(|| (String::new(), rest.to_string(), None));
             let mut entry = Entry::new(ty, msg, relation);
             entry.primary = primary;
             nodes.push(Node {
@@ -233,10 +215,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             }
             if !done && let Some(p) = parent.and_then(|p| nodes.get(p)) {
                 let frames = &p.entry.frames;
-                let tail: Vec<Frame> = frames
-                    .get(frames.len().saturating_sub(n)..)
-                    .unwrap_or(&[])
-                    .to_vec();
+                let tail: Vec<Frame> = frames.get(frames.len().saturating_sub(n)..).unwrap_or(&[]).to_vec();
                 if let Some(cur) = nodes.get_mut(current) {
                     for f in tail {
                         cur.entry.push(f);

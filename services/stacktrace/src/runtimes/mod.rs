@@ -17,10 +17,7 @@ mod rust;
 use crate::fingerprint::{fingerprint_fallback, fingerprint_with_message};
 use crate::inapp::classify;
 use crate::text::{Hints, Line, json_candidates, prepare};
-use crate::{
-    Cause, ExceptionInfo, Frame, MAX_CAUSES, MAX_FRAMES, ParseOptions, ParsedTrace, Relation,
-    Runtime,
-};
+use crate::{Cause, ExceptionInfo, Frame, MAX_CAUSES, MAX_FRAMES, ParseOptions, ParsedTrace, Relation, Runtime};
 
 /// One exception of a draft.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,9 +167,7 @@ pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions) -> ParsedTrace {
         }
     }
     let mut entries = draft.entries.into_iter();
-    let top = entries
-        .next()
-        .unwrap_or_else(|| Entry::new("", "", Relation::Cause));
+    let top = entries.next().unwrap_or_else(|| Entry::new("", "", Relation::Cause));
     let causes: Vec<Cause> = entries
         .map(|e| Cause {
             ty: e.ty,
@@ -209,13 +204,7 @@ pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions) -> ParsedTrace {
 /// The innermost in-app frame of the root cause, else of the next exception out.
 fn culprit(trace: &ParsedTrace) -> Option<Frame> {
     let mut chain: Vec<&[Frame]> = vec![&trace.frames];
-    chain.extend(
-        trace
-            .causes
-            .iter()
-            .filter(|c| c.primary)
-            .map(|c| c.frames.as_slice()),
-    );
+    chain.extend(trace.causes.iter().filter(|c| c.primary).map(|c| c.frames.as_slice()));
     chain
         .iter()
         .rev()
@@ -260,11 +249,7 @@ pub(crate) fn split_qualified<'a>(name: &'a str, sep: &str) -> (Option<&'a str>,
             b'(' | b'[' | b'<' | b'{' => depth -= 1,
             _ => {}
         }
-        if depth == 0
-            && i + sep_b.len() <= bytes.len()
-            && bytes.get(i..i + sep_b.len()) == Some(sep_b)
-            && i > 0
-        {
+        if depth == 0 && i + sep_b.len() <= bytes.len() && bytes.get(i..i + sep_b.len()) == Some(sep_b) && i > 0 {
             let module = name.get(..i);
             let function = name.get(i + sep_b.len()..);
             if let (Some(m), Some(f)) = (module, function)
@@ -283,20 +268,11 @@ mod tests {
 
     #[test]
     fn split_qualified_respects_brackets() {
-        assert_eq!(
-            split_qualified("com.acme.Foo.bar", "."),
-            (Some("com.acme.Foo"), "bar")
-        );
+        assert_eq!(split_qualified("com.acme.Foo.bar", "."), (Some("com.acme.Foo"), "bar"));
         assert_eq!(split_qualified("bar", "."), (None, "bar"));
         assert_eq!(
-            split_qualified(
-                "<alloc::boxed::Box<F> as core::ops::FnOnce<A>>::call_once",
-                "::"
-            ),
-            (
-                Some("<alloc::boxed::Box<F> as core::ops::FnOnce<A>>"),
-                "call_once"
-            )
+            split_qualified("<alloc::boxed::Box<F> as core::ops::FnOnce<A>>::call_once", "::"),
+            (Some("<alloc::boxed::Box<F> as core::ops::FnOnce<A>>"), "call_once")
         );
         assert_eq!(
             split_qualified(

@@ -21,8 +21,7 @@ static FRAME_CALL: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^at\s+(?:async\s+)?(?:new\s+)?(?P<fn>.+?)\s+\((?P<loc>.*)\)$"));
 static FRAME_BARE: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^at\s+(?:async\s+)?(?P<loc>\S+:\d+:\d+|<anonymous>|native)$"));
-static LOC: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)$"));
+static LOC: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)$"));
 static EVAL_INNER: LazyLock<Regex> = LazyLock::new(|| compile(r"\((?P<loc>[^()]+:\d+:\d+)\)"));
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     compile(
@@ -102,9 +101,7 @@ fn parse_header(t: &str) -> Option<(String, String, bool)> {
 
 /// Parses the first V8 trace in the lines.
 pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
-    let first = lines
-        .iter()
-        .position(|l| parse_frame(l.trimmed()).is_some())?;
+    let first = lines.iter().position(|l| parse_frame(l.trimmed()).is_some())?;
 
     // The header: in the block of non-blank lines right above the first frame, the
     // uppermost line with an error-like type, else the nearest line of `Type: message`.

@@ -18,12 +18,10 @@ use crate::{MAX_CAUSES, Relation, Runtime};
 
 static HEADER: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^(?:Exception Group )?Traceback \(most recent call last\):?$"));
-static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r#"^File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+?))?$"#)
-});
-static EXC_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^(?P<ty>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?:\s(?P<msg>.*))?)?$")
-});
+static FRAME: LazyLock<Regex> =
+    LazyLock::new(|| compile(r#"^File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+?))?$"#));
+static EXC_LINE: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^(?P<ty>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?:\s(?P<msg>.*))?)?$"));
 
 const CAUSE_MARKER: &str = "The above exception was the direct cause of the following exception:";
 const CONTEXT_MARKER: &str = "During handling of the above exception, another exception occurred:";
@@ -127,10 +125,7 @@ fn parse_blocks(lines: &[Line], allow_bare: bool) -> Vec<Block> {
             }
             let file = c.name("file").map(|m| m.as_str().to_string());
             let lineno = c.name("line").and_then(|m| num(m.as_str()));
-            let func = c
-                .name("func")
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default();
+            let func = c.name("func").map(|m| m.as_str().to_string()).unwrap_or_default();
             if let Some(b) = blocks.last_mut()
                 && b.frames.len() < crate::MAX_FRAMES
             {
@@ -148,12 +143,7 @@ fn parse_blocks(lines: &[Line], allow_bare: bool) -> Vec<Block> {
                 if plausible_type(ty, t.len() > ty.len()) {
                     blocks.push(Block {
                         ty: ty.to_string(),
-                        message: c
-                            .name("msg")
-                            .map(|m| m.as_str())
-                            .unwrap_or("")
-                            .trim_end()
-                            .to_string(),
+                        message: c.name("msg").map(|m| m.as_str()).unwrap_or("").trim_end().to_string(),
                         done: true,
                         ..Block::default()
                     });
@@ -210,10 +200,7 @@ fn parse_blocks(lines: &[Line], allow_bare: bool) -> Vec<Block> {
             break;
         }
     }
-    while blocks
-        .last()
-        .is_some_and(|b| b.frames.is_empty() && b.ty.is_empty())
-    {
+    while blocks.last().is_some_and(|b| b.frames.is_empty() && b.ty.is_empty()) {
         blocks.pop();
     }
     blocks
@@ -245,9 +232,7 @@ struct Segment {
 }
 
 fn is_group_separator(t: &str) -> bool {
-    t.starts_with("+-")
-        && t.chars().all(|c| "+-. 0123456789".contains(c))
-        && t.matches('-').count() >= 8
+    t.starts_with("+-") && t.chars().all(|c| "+-. 0123456789".contains(c)) && t.matches('-').count() >= 8
 }
 
 /// Splits exception-group output into segments; `None` when there is no group.
@@ -320,11 +305,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                 if i == 0 || entries.is_empty() {
                     entries.extend(blocks_to_entries(blocks, Relation::Cause, true));
                 } else {
-                    entries.extend(blocks_to_entries(
-                        blocks,
-                        Relation::GroupMember,
-                        seg.primary,
-                    ));
+                    entries.extend(blocks_to_entries(blocks, Relation::GroupMember, seg.primary));
                 }
             }
         }

@@ -22,16 +22,13 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?P<from>from\s+)?(?P<file><internal:[^>]*>|(?:[\w.-]+ \([\w.-]+\) )?[^\s:][^:]*?|[A-Za-z]:[^:]*?):(?P<line>\d+):in\s+[`'](?P<fn>[^'`]*)'(?::\s?(?P<rest>.*))?$",
     )
 });
-static FROM_ONLY: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^from\s+(?P<file>[^\s:][^:]*?):(?P<line>\d+)$"));
+static FROM_ONLY: LazyLock<Regex> = LazyLock::new(|| compile(r"^from\s+(?P<file>[^\s:][^:]*?):(?P<line>\d+)$"));
 static INLINE_EXC: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^(?P<msg>[\s\S]*?)\s*\((?P<ty>[A-Z][\w]*(?:::[A-Z]\w*)*)\)$"));
 static RAILS_HEADER: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^(?P<ty>[A-Z]\w*(?:::[A-Z]\w*)*) \((?P<msg>[\s\S]*)\):$"));
-static RAILS_HEADER_START: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^[A-Z]\w*(?:::[A-Z]\w*)* \("));
-static PLAIN_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^(?P<ty>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<msg>.*)$"));
+static RAILS_HEADER_START: LazyLock<Regex> = LazyLock::new(|| compile(r"^[A-Z]\w*(?:::[A-Z]\w*)* \("));
+static PLAIN_HEADER: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?P<ty>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<msg>.*)$"));
 
 const MAX_GAP: usize = 30;
 const MAX_UNKNOWN: usize = 2;
@@ -69,12 +66,8 @@ fn parse_frame(t: &str) -> Option<FrameLine> {
         let r = r.as_str();
         match INLINE_EXC.captures(r) {
             Some(ec) => (
-                ec.name("ty")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-                ec.name("msg")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
+                ec.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+                ec.name("msg").map(|m| m.as_str().to_string()).unwrap_or_default(),
             ),
             None => (String::new(), r.to_string()),
         }
@@ -85,10 +78,7 @@ fn parse_frame(t: &str) -> Option<FrameLine> {
 /// Splits a Ruby 3.4 label (`block in Foo::Bar#baz`) into class and method.
 fn split_label(label: &str) -> (Option<String>, String) {
     let (prefix, rest) = match label.rfind(" in ") {
-        Some(i) => (
-            label.get(..i + 4).unwrap_or(""),
-            label.get(i + 4..).unwrap_or(""),
-        ),
+        Some(i) => (label.get(..i + 4).unwrap_or(""), label.get(i + 4..).unwrap_or("")),
         None => ("", label),
     };
     if rest.starts_with('<') {
@@ -111,9 +101,7 @@ fn split_label(label: &str) -> (Option<String>, String) {
 
 /// Parses the first Ruby backtrace in the lines.
 pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
-    let first = lines
-        .iter()
-        .position(|l| parse_frame(l.trimmed()).is_some())?;
+    let first = lines.iter().position(|l| parse_frame(l.trimmed()).is_some())?;
     let mut bonus = 0;
     let mut entries: Vec<Entry> = Vec::new();
 
@@ -125,12 +113,8 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         let t = l.trimmed();
         if let Some(c) = RAILS_HEADER.captures(t) {
             header = Some((
-                c.name("ty")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-                c.name("msg")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
+                c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+                c.name("msg").map(|m| m.as_str().to_string()).unwrap_or_default(),
             ));
             bonus += 3;
             break;
@@ -146,12 +130,8 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                     let joined = msg.join("\n");
                     if let Some(c) = RAILS_HEADER.captures(joined.trim()) {
                         header = Some((
-                            c.name("ty")
-                                .map(|m| m.as_str().to_string())
-                                .unwrap_or_default(),
-                            c.name("msg")
-                                .map(|m| m.as_str().to_string())
-                                .unwrap_or_default(),
+                            c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+                            c.name("msg").map(|m| m.as_str().to_string()).unwrap_or_default(),
                         ));
                         bonus += 3;
                     }
@@ -166,12 +146,8 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             && let Some(c) = PLAIN_HEADER.captures(t)
         {
             header = Some((
-                c.name("ty")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-                c.name("msg")
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
+                c.name("ty").map(|m| m.as_str().to_string()).unwrap_or_default(),
+                c.name("msg").map(|m| m.as_str().to_string()).unwrap_or_default(),
             ));
             bonus += 2;
             break;

@@ -24,21 +24,15 @@ static PANIC_NEW: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:thread '(?P<thread>[^']*)'(?: \(\d+\))? )?panicked at (?P<file>[^\s'][^:]*):(?P<line>\d+):(?P<col>\d+):$",
     )
 });
-static PANIC_OLD_START: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^(?:thread '(?P<thread>[^']*)'(?: \(\d+\))? )?panicked at '(?P<rest>.*)$")
-});
-static OLD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^(?P<msg>.*)', (?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+))?$")
-});
-static OVERFLOW: LazyLock<Regex> = LazyLock::new(|| {
-    compile(r"^thread '(?P<thread>[^']*)'(?: \(\d+\))? has overflowed its stack$")
-});
-static BT_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^(?:stack backtrace|Stack backtrace|Backtrace):$"));
-static BT_SYMBOL: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^(?P<n>\d+):\s+(?:0x[0-9a-fA-F]+\s+-\s+)?(?P<sym>.+)$"));
-static BT_AT: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^at (?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$"));
+static PANIC_OLD_START: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^(?:thread '(?P<thread>[^']*)'(?: \(\d+\))? )?panicked at '(?P<rest>.*)$"));
+static OLD_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^(?P<msg>.*)', (?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+))?$"));
+static OVERFLOW: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^thread '(?P<thread>[^']*)'(?: \(\d+\))? has overflowed its stack$"));
+static BT_HEADER: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?:stack backtrace|Stack backtrace|Backtrace):$"));
+static BT_SYMBOL: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?P<n>\d+):\s+(?:0x[0-9a-fA-F]+\s+-\s+)?(?P<sym>.+)$"));
+static BT_AT: LazyLock<Regex> = LazyLock::new(|| compile(r"^at (?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$"));
 static SYMBOL_HASH: LazyLock<Regex> = LazyLock::new(|| compile(r"::h[0-9a-f]{16}$"));
 static ANYHOW_ERROR: LazyLock<Regex> = LazyLock::new(|| compile(r"^Error: (?P<msg>.+)$"));
 static CAUSE_ITEM: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?:\d+:\s+)?(?P<msg>.+)$"));
@@ -62,9 +56,7 @@ fn read_backtrace(lines: &[Line]) -> Vec<Frame> {
             if frames.len() >= crate::MAX_FRAMES {
                 break;
             }
-            frames.push(symbol_frame(
-                c.name("sym").map(|m| m.as_str()).unwrap_or(""),
-            ));
+            frames.push(symbol_frame(c.name("sym").map(|m| m.as_str()).unwrap_or("")));
             unknown = 0;
             continue;
         }
@@ -108,25 +100,13 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
         let t = l.trimmed();
         if let Some(c) = PANIC_NEW.captures(t) {
             let thread = c.name("thread").map(|m| m.as_str().to_string());
-            let file = c
-                .name("file")
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default();
+            let file = c.name("file").map(|m| m.as_str().to_string()).unwrap_or_default();
             let line = c.name("line").and_then(|m| num(m.as_str()));
             let col = c.name("col").and_then(|m| num(m.as_str()));
             let mut msg_lines: Vec<&str> = Vec::new();
-            for m in lines
-                .get(i + 1..)
-                .unwrap_or(&[])
-                .iter()
-                .take(MAX_MESSAGE_LINES)
-            {
+            for m in lines.get(i + 1..).unwrap_or(&[]).iter().take(MAX_MESSAGE_LINES) {
                 let mt = m.trimmed();
-                if mt.starts_with("note: ")
-                    || BT_HEADER.is_match(mt)
-                    || m.prefixed
-                    || mt.starts_with("thread '")
-                {
+                if mt.starts_with("note: ") || BT_HEADER.is_match(mt) || m.prefixed || mt.starts_with("thread '") {
                     break;
                 }
                 msg_lines.push(m.text.trim_end());
@@ -134,15 +114,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             while msg_lines.last().is_some_and(|s| s.trim().is_empty()) {
                 msg_lines.pop();
             }
-            return Some(panic_draft(
-                lines,
-                i,
-                thread,
-                msg_lines.join("\n"),
-                file,
-                line,
-                col,
-            ));
+            return Some(panic_draft(lines, i, thread, msg_lines.join("\n"), file, line, col));
         }
         if let Some(c) = PANIC_OLD_START.captures(t) {
             let thread = c.name("thread").map(|m| m.as_str().to_string());
@@ -151,13 +123,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             let mut candidate = rest.to_string();
             let mut found = None;
             for (k, m) in std::iter::once(rest)
-                .chain(
-                    lines
-                        .get(i + 1..)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|m| m.text.as_str()),
-                )
+                .chain(lines.get(i + 1..).unwrap_or(&[]).iter().map(|m| m.text.as_str()))
                 .take(MAX_MESSAGE_LINES)
                 .enumerate()
             {
@@ -170,9 +136,7 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
                     }
                     msg.push_str(tc.name("msg").map(|x| x.as_str()).unwrap_or(""));
                     found = Some((
-                        tc.name("file")
-                            .map(|x| x.as_str().to_string())
-                            .unwrap_or_default(),
+                        tc.name("file").map(|x| x.as_str().to_string()).unwrap_or_default(),
                         tc.name("line").and_then(|x| num(x.as_str())),
                         tc.name("col").and_then(|x| num(x.as_str())),
                     ));
@@ -259,10 +223,7 @@ fn anyhow_draft(lines: &[Line], at: usize, message: &str) -> Option<Draft> {
         recognised = true;
         i += 1;
         while let Some(l) = rest.get(i) {
-            if l.is_blank()
-                || !l.text.starts_with(char::is_whitespace)
-                || entries.len() > MAX_CAUSES
-            {
+            if l.is_blank() || !l.text.starts_with(char::is_whitespace) || entries.len() > MAX_CAUSES {
                 break;
             }
             if let Some(c) = CAUSE_ITEM.captures(l.trimmed()) {
