@@ -68,7 +68,10 @@ async fn the_demo_heals_the_incident_and_the_second_run_uses_the_learned_fix() {
     assert!(text.contains("HEALED") && text.contains("if d != 0"), "{text}");
     let last: selfheal_events::Outcome = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     // Floats may differ in the last bit after a JSON round trip (serde_json's default parser).
-    assert_eq!((&last.incident_id, last.status, &last.fix, &last.timeline), (&o.incident_id, o.status, &o.fix, &o.timeline));
+    assert_eq!(
+        (&last.incident_id, last.status, &last.fix, &last.timeline),
+        (&o.incident_id, o.status, &o.fix, &o.timeline)
+    );
     let report = std::fs::read_to_string(&first.report).unwrap();
     assert!(
         report.contains("**HEALED**") && report.contains("if d != 0"),
