@@ -286,6 +286,7 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
         sample_inputs: anomaly.sample_inputs.clone(),
         known_fixes,
         timeline,
+        llm: None,
     }
 }
 

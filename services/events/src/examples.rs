@@ -28,6 +28,9 @@ example!(
     /// The repairer's guarded-divisor fix.
     patch, Patch, "patch.json");
 example!(
+    /// A model-written repair that lost: one candidate rejected by its critique, one by the sandbox.
+    patch_llm, Patch, "patch_llm.json");
+example!(
     /// A person's approval.
     approval, Approval, "approval.json");
 example!(

@@ -242,6 +242,59 @@ impl Record for Anomaly {
 }
 
 // ---------------------------------------------------------------------------------------
+// language-model audit (carried by diagnoses and patches)
+// ---------------------------------------------------------------------------------------
+
+/// One call to a language model as the audit keeps it: the prompt as it left the process
+/// (after redaction), the answer, what it cost and why it was rejected, if it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema, Default)]
+#[avro(namespace = "io.selfheal.v1")]
+pub struct LlmExchange {
+    /// What the call was for: `hypotheses`, `patch`, `critique`, `revision`.
+    pub purpose: String,
+    /// Round of the repair loop (0 for the diagnoser and the first candidate).
+    pub round: i32,
+    /// The prompt as sent, redacted and bounded.
+    pub prompt: String,
+    /// The raw answer, bounded, when there was one.
+    pub answer: Option<String>,
+    /// Why the call or its answer was rejected.
+    pub error: Option<String>,
+    /// Input tokens the provider counted.
+    pub input_tokens: i64,
+    /// Output tokens the provider counted.
+    pub output_tokens: i64,
+    /// Cost in USD, where the provider reports it or prices are configured.
+    pub cost_usd: Option<f64>,
+    /// Wall time of the call, milliseconds.
+    pub latency_ms: i64,
+    /// Secrets and personal data redacted from this prompt (count; kinds are in the service log).
+    pub redactions: i32,
+}
+
+/// What a stage asked a language model about one incident and what the incident has spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema, Default)]
+#[avro(namespace = "io.selfheal.v1")]
+pub struct LlmReport {
+    /// Provider and model, e.g. `openai-compatible smollm2 at http://127.0.0.1:8089/v1`.
+    pub model: String,
+    /// Calls this incident has made so far, all stages together (the budget is per incident).
+    pub calls: i32,
+    /// Input tokens this incident has spent so far.
+    pub input_tokens: i64,
+    /// Output tokens this incident has spent so far.
+    pub output_tokens: i64,
+    /// Cost so far in USD, where known.
+    pub cost_usd: Option<f64>,
+    /// Whether the per-incident budget ran out during this stage.
+    pub budget_exhausted: bool,
+    /// What happened, for a person: budget spent, provider unreachable, answers dropped, ….
+    pub notes: Vec<String>,
+    /// This stage's exchanges, in order.
+    pub exchanges: Vec<LlmExchange>,
+}
+
+// ---------------------------------------------------------------------------------------
 // diagnoses
 // ---------------------------------------------------------------------------------------
 
@@ -371,6 +424,9 @@ pub struct Diagnosis {
     pub known_fixes: Vec<KnownFix>,
     /// Stage timestamps so far.
     pub timeline: Timeline,
+    /// What the diagnoser asked a language model, when one is configured and was asked.
+    #[serde(default)]
+    pub llm: Option<LlmReport>,
 }
 
 impl Record for Diagnosis {
@@ -415,6 +471,18 @@ pub struct PatchAttempt {
     pub result: String,
     /// Why, for a person.
     pub reason: String,
+    /// The candidate's diff (fix and regression test), when one was written.
+    #[serde(default)]
+    pub diff: Option<String>,
+    /// The self-critique of a model-written candidate, one paragraph per round.
+    #[serde(default)]
+    pub critique: Option<String>,
+    /// What the sandbox proved about this candidate, when it got that far.
+    #[serde(default)]
+    pub validation: Option<Validation>,
+    /// The policy gate's decision on this candidate, when it got that far.
+    #[serde(default)]
+    pub policy: Option<PolicyVerdict>,
 }
 
 /// The repairer's fix for one incident (or why there is none).
@@ -461,6 +529,9 @@ pub struct Patch {
     pub exception_type: Option<String>,
     /// Stage timestamps so far.
     pub timeline: Timeline,
+    /// What the repairer asked a language model, when one is configured and was asked.
+    #[serde(default)]
+    pub llm: Option<LlmReport>,
 }
 
 impl Record for Patch {
@@ -693,6 +764,10 @@ pub struct Outcome {
     pub attempts: Vec<PatchAttempt>,
     /// One timestamp per stage.
     pub timeline: Timeline,
+    /// What the incident spent on a language model (totals and notes; the prompts and answers
+    /// stay on the `diagnoses` and `patches` records, see `selfheal explain`).
+    #[serde(default)]
+    pub llm: Option<LlmReport>,
 }
 
 impl Record for Outcome {

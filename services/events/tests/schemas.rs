@@ -20,18 +20,23 @@ fn file_schema(name: &str) -> Schema {
 
 /// Round-trips the example through the schema *file* (not the derived schema) and back.
 fn round_trip<R: Record + PartialEq>(name: &str) {
+    round_trip_example::<R>(name, name);
+}
+
+/// Round-trips `examples/<example>.json` through `schemas/<name>.avsc`.
+fn round_trip_example<R: Record + PartialEq>(name: &str, example: &str) {
     let schema = file_schema(name);
     assert_eq!(
         schema.canonical_form(),
         R::get_schema().canonical_form(),
         "schemas/{name}.avsc differs from the Rust type; run `cargo run -p selfheal-events --example gen-schemas`"
     );
-    let text = std::fs::read_to_string(schema_dir().join("examples").join(format!("{name}.json"))).unwrap();
-    let record: R = serde_json::from_str(&text).unwrap_or_else(|e| panic!("examples/{name}.json: {e}"));
+    let text = std::fs::read_to_string(schema_dir().join("examples").join(format!("{example}.json"))).unwrap();
+    let record: R = serde_json::from_str(&text).unwrap_or_else(|e| panic!("examples/{example}.json: {e}"));
     let value = to_value(&record).unwrap();
     assert!(
         value.validate(&schema),
-        "examples/{name}.json does not validate against schemas/{name}.avsc"
+        "examples/{example}.json does not validate against schemas/{name}.avsc"
     );
     let bytes = to_avro_datum(&schema, value).unwrap();
     let back = from_avro_datum(&schema, &mut bytes.as_slice(), None).unwrap();
@@ -54,6 +59,14 @@ fn diagnosis_round_trips() {
 #[test]
 fn patch_round_trips() {
     round_trip::<Patch>("patch");
+}
+#[test]
+fn model_written_patch_round_trips() {
+    round_trip_example::<Patch>("patch", "patch_llm");
+    let p = examples::patch_llm();
+    let llm = p.llm.expect("the example carries an LLM report");
+    assert_eq!(llm.exchanges.len(), 2);
+    assert!(p.attempts.iter().any(|a| a.critique.is_some() && a.validation.is_some()));
 }
 #[test]
 fn approval_round_trips() {

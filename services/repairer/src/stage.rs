@@ -792,6 +792,7 @@ fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
         strategy: strategy.to_string(),
         result: result.to_string(),
         reason,
+        ..PatchAttempt::default()
     }
 }
 

@@ -3,7 +3,9 @@
 //! Every incident ends in exactly one Outcome, including the ones that never reached a
 //! deploy: a `Skipped` step carries the patch, whose status says why nothing was deployed.
 
-use selfheal_events::{Fix, Outcome, OutcomeStatus, PatchStatus, Rollout, RolloutResult, RolloutStep, Verification};
+use selfheal_events::{
+    Fix, LlmReport, Outcome, OutcomeStatus, PatchStatus, Rollout, RolloutResult, RolloutStep, Verification,
+};
 
 /// How a rollout step ends an incident, when it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,11 @@ pub fn build(
         verification,
         attempts: patch.attempts.clone(),
         timeline,
+        // Totals and notes only: the prompts and answers stay on the patch and diagnosis records.
+        llm: patch.llm.as_ref().map(|report| LlmReport {
+            exchanges: Vec::new(),
+            ..report.clone()
+        }),
     }
 }
 
