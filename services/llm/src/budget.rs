@@ -59,6 +59,14 @@ impl Budget {
         }
     }
 
+    /// A budget that continues an incident's spend from an earlier stage.
+    pub fn resume(limits: BudgetLimits, spent: BudgetSpent) -> Self {
+        Self {
+            limits,
+            spent: Mutex::new(spent),
+        }
+    }
+
     /// The limits.
     pub fn limits(&self) -> BudgetLimits {
         self.limits

@@ -15,6 +15,7 @@
 //!   ([`structured::ask_json`]), with every exchange kept for the audit log.
 
 pub mod anthropic;
+pub mod audit;
 pub mod budget;
 pub mod client;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod provider;
 pub mod redact;
 pub mod structured;
 
+pub use audit::IncidentLlm;
 pub use budget::{Budget, BudgetLimits, BudgetSpent};
 pub use client::LlmClient;
 pub use config::{LlmConfig, ProviderKind, SecretString};
