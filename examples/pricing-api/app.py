@@ -3,6 +3,9 @@
 POST /price  {"item": "book", "price": 10.0, "discount": 0.8}
           -> 200 {"item": "book", "total": 12.5, ...}
           -> 500 {"error": "ZeroDivisionError", ...} when pricing_logic.calc raises
+POST /convert {"amount": 10.0, "currency": "EUR"}
+          -> 200 {"amount": 10.0, "currency": "EUR", "usd": 10.8}
+          -> 500 {"error": "KeyError", ...} for a currency pricing_logic does not know
 GET /healthz -> 200 {"status": "ok", "version": ...}
 
 Every request is one SERVER span; a failure is recorded on the span
@@ -55,6 +58,27 @@ def parse_price_request(body):
             raise BadRequest(f"{name} must be finite")
         numbers.append(float(value))
     return item, numbers[0], numbers[1]
+
+
+def parse_convert_request(body):
+    """Returns (amount, currency) from a JSON request body, or raises BadRequest."""
+    try:
+        data = json.loads(body.decode("utf-8") if body else "null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    amount, currency = data.get("amount"), data.get("currency")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
+        raise BadRequest("amount must be a finite number")
+    if not isinstance(currency, str) or not currency:
+        raise BadRequest("currency must be a non-empty string")
+    return float(amount), currency
+
+
+def convert(amount, currency):
+    """The response for one conversion request; raises whatever pricing_logic raises."""
+    return {"amount": amount, "currency": currency, "usd": pricing_logic.round_money(pricing_logic.to_usd(amount, currency))}
 
 
 def quote(item, price, discount):
@@ -123,13 +147,22 @@ class PricingHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         path = urlsplit(self.path).path
-        if path != "/price":
+        if path == "/price":
+            self._post(path, parse_price_request, quote, ("item", "price", "discount"), "pricing",
+                       lambda item, price, discount: f"item {item!r} (price={price}, discount={discount})")
+        elif path == "/convert":
+            self._post(path, parse_convert_request, convert, ("amount", "currency"), "convert",
+                       lambda amount, currency: f"{amount} {currency!r}")
+        else:
             self.close_connection = True
             self._send_json(404, {"error": "not found", "path": path})
-            return
-        self._post_price(path)
 
-    def _post_price(self, path):
+    def _post(self, path, parse, compute, names, prefix, describe):
+        """One POST route: parse the body into arguments, compute, answer; one SERVER span.
+
+        The arguments are recorded as span attributes `<prefix>.<name>` and on the error log,
+        so a failure carries the input that caused it.
+        """
         from opentelemetry import propagate
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -137,7 +170,7 @@ class PricingHandler(BaseHTTPRequestHandler):
             "http.request.method": "POST",
             "url.path": path,
             "url.scheme": "http",
-            "http.route": "/price",
+            "http.route": path,
             "server.port": self.server.server_port,
             "client.address": self.client_address[0],
         }
@@ -145,7 +178,7 @@ class PricingHandler(BaseHTTPRequestHandler):
         if user_agent:
             attributes["user_agent.original"] = user_agent
         with self.server.tracer.start_as_current_span(
-            "POST /price",
+            f"POST {path}",
             context=propagate.extract(self.headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
@@ -153,27 +186,27 @@ class PricingHandler(BaseHTTPRequestHandler):
             set_status_on_exception=False,
         ) as span:
             try:
-                item, price, discount = parse_price_request(self._read_body())
+                args = parse(self._read_body())
             except (BadRequest, ValueError) as e:
                 # A client error: not a span error (OTel HTTP semantic conventions).
                 self.close_connection = True
                 span.set_attribute("http.response.status_code", 400)
                 self._send_json(400, {"error": "bad request", "message": str(e)})
                 return
-            span.set_attributes({"pricing.item": item, "pricing.price": price, "pricing.discount": discount})
+            inputs = {f"{prefix}.{name}": value for name, value in zip(names, args)}
+            span.set_attributes(inputs)
             try:
-                result = quote(item, price, discount)
+                result = compute(*args)
             except Exception as e:  # noqa: BLE001 - any failure of the pricing logic is a 500
                 span.record_exception(e)
                 span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
                 span.set_attributes({"error.type": type(e).__qualname__, "http.response.status_code": 500})
+                described = describe(*args)
                 log.exception(
-                    "POST /price failed for item %r (price=%s, discount=%s): %s: %s",
-                    item, price, discount, type(e).__name__, e,
+                    "POST %s failed for %s: %s: %s",
+                    path, described, type(e).__name__, e,
                     extra={
-                        "pricing.item": item,
-                        "pricing.price": price,
-                        "pricing.discount": discount,
+                        **inputs,
                         "http.request.method": "POST",
                         "url.path": path,
                         "http.response.status_code": 500,

@@ -165,3 +165,22 @@ def test_pricing_failure_is_500_with_exception_on_span(served, monkeypatch):
     assert event.attributes["exception.message"] == "pricing table unavailable"
     assert "in broken" in event.attributes["exception.stacktrace"]
     assert body["trace_id"] == format(span.context.trace_id, "032x")
+
+
+def test_post_convert_returns_dollars(served):
+    base, spans = served
+    status, body, _ = request(base + "/convert", {"amount": 10.0, "currency": "EUR"})
+    assert status == 200
+    assert body == {"amount": 10.0, "currency": "EUR", "usd": 10.8}
+    [span] = finished(spans)
+    assert span.name == "POST /convert"
+    assert span.attributes["convert.currency"] == "EUR"
+    assert span.attributes["http.route"] == "/convert"
+
+
+@pytest.mark.parametrize("body", [b'{"amount": "ten", "currency": "EUR"}', b'{"amount": 1}', b'[1]'])
+def test_convert_rejects_bad_bodies(served, body):
+    base, _ = served
+    status, payload, _ = request(base + "/convert", body)
+    assert status == 400
+    assert payload["error"] == "bad request"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pricing_logic import calc, round_money
+from pricing_logic import calc, round_money, to_usd
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,8 @@ def test_round_money_rounds_to_cents():
     assert round_money(12.499) == 12.5
     assert round_money(21.042105263157895) == 21.04
     assert round_money(3) == 3.0
+
+
+def test_to_usd_uses_the_rate_table():
+    assert to_usd(10.0, "EUR") == pytest.approx(10.8)
+    assert to_usd(5, "USD") == 5.0
