@@ -9,7 +9,7 @@ use selfheal_events::{Anomaly, DiagnosisStatus, Evidence, RootCause, StackFrame}
 use selfheal_stacktrace::repo::{RepoLocation, SnippetLine, map_with};
 use selfheal_stacktrace::{Frame, ParseOptions, ParsedTrace, parse_exception_event};
 
-use crate::repository::{RepoSnapshot, SourceRepository};
+use crate::repository::{CommitSummary, RepoSnapshot, SourceRepository};
 use crate::rules::{self, Finding, RuleInput, quote};
 
 /// Lines of code shown on each side of the failing line.
@@ -53,6 +53,80 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     /// Facts behind the location: frame, version.
     pub context: Vec<Evidence>,
+    /// What a model would be shown beyond the record (code window, history); gathered only
+    /// when [`analyze`] is given a [`ContextRequest`].
+    pub model_context: Option<ModelContext>,
+}
+
+/// What to gather for a model besides the analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextRequest {
+    /// Lines of code on each side of the culprit line.
+    pub radius: u32,
+    /// Most recent commits that touched the culprit file.
+    pub max_commits: usize,
+}
+
+/// Code around the culprit line, read from the repository at the analysed commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeWindow {
+    /// Repository-relative path.
+    pub file: String,
+    /// First line shown (1-based).
+    pub first_line: u32,
+    /// Last line shown.
+    pub last_line: u32,
+    /// The failing line.
+    pub culprit_line: u32,
+    /// Numbered lines, the failing one marked with `>`.
+    pub text: String,
+}
+
+/// Context for a model, gathered on the blocking thread with the rest of the analysis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelContext {
+    /// The code window, when the culprit was located with a line.
+    pub window: Option<CodeWindow>,
+    /// Recent commits that touched the culprit file, newest first.
+    pub commits: Vec<CommitSummary>,
+    /// Why something is missing (file unreadable, history unavailable), for the audit notes.
+    pub notes: Vec<String>,
+}
+
+/// Longest source line shown to a model.
+const MAX_WINDOW_LINE_CHARS: usize = 300;
+
+/// Numbered lines `line ± radius` of `text`, or `None` when the line is outside the file.
+pub fn code_window(file: &str, text: &str, line: u32, radius: u32) -> Option<CodeWindow> {
+    let lines: Vec<&str> = text.lines().collect();
+    let count = u32::try_from(lines.len()).unwrap_or(u32::MAX);
+    if line == 0 || line > count {
+        return None;
+    }
+    let first = line.saturating_sub(radius).max(1);
+    let last = line.saturating_add(radius).min(count);
+    let width = last.to_string().len();
+    let body = (first..=last)
+        .map(|n| {
+            let code: String = lines
+                .get((n - 1) as usize)
+                .copied()
+                .unwrap_or("")
+                .chars()
+                .take(MAX_WINDOW_LINE_CHARS)
+                .collect();
+            let mark = if n == line { '>' } else { ' ' };
+            format!("{mark} {n:>width$} | {code}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(CodeWindow {
+        file: file.to_string(),
+        first_line: first,
+        last_line: last,
+        culprit_line: line,
+        text: body,
+    })
 }
 
 /// Formats numbered snippet lines, the failing one marked: `> 14 | code`.
@@ -90,8 +164,14 @@ fn describe(f: &Frame) -> String {
     }
 }
 
-/// Analyses an anomaly against the catalog and the repository.
-pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomaly) -> Analysis {
+/// Analyses an anomaly against the catalog and the repository; with a [`ContextRequest`]
+/// also gathers what a model would be shown ([`Analysis::model_context`]).
+pub fn analyze(
+    catalog: &Catalog,
+    repos: &dyn SourceRepository,
+    anomaly: &Anomaly,
+    want: Option<ContextRequest>,
+) -> Analysis {
     let entry = catalog.service(&anomaly.service);
     let mut opts = ParseOptions::default();
     if let Some(e) = entry {
@@ -117,6 +197,7 @@ pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomal
         frames: Vec::new(),
         findings: Vec::new(),
         context: Vec::new(),
+        model_context: None,
     };
     if let Some(p) = &parsed {
         a.frames = p.root_cause().frames.iter().rev().map(stack_frame).collect();
@@ -128,7 +209,7 @@ pub fn analyze(catalog: &Catalog, repos: &dyn SourceRepository, anomaly: &Anomal
     };
 
     let mut code_line: Option<String> = None;
-    match locate(&mut a, entry, repos, anomaly, parsed.as_ref()) {
+    match locate(&mut a, entry, repos, anomaly, parsed.as_ref(), want) {
         Ok(found) => {
             code_line = found.code_line;
             a.root_cause = Some(RootCause {
@@ -177,6 +258,7 @@ fn locate(
     repos: &dyn SourceRepository,
     anomaly: &Anomaly,
     parsed: Option<&ParsedTrace>,
+    want: Option<ContextRequest>,
 ) -> Result<Found, (DiagnosisStatus, String)> {
     let Some(entry) = entry else {
         return Err((
@@ -287,6 +369,9 @@ fn locate(
                     Some(l) if !snippet.is_empty() => Some(format_snippet(&snippet, l)),
                     _ => None,
                 };
+                if let Some(want) = want {
+                    a.model_context = Some(gather(repos, root, &snap, &path, line, want));
+                }
                 return Ok(Found {
                     path,
                     line,
@@ -307,6 +392,38 @@ fn locate(
             misses.join("; ")
         ),
     ))
+}
+
+/// The code window and the file's recent history; what cannot be read becomes a note.
+fn gather(
+    repos: &dyn SourceRepository,
+    root: &Path,
+    snap: &RepoSnapshot,
+    path: &str,
+    line: Option<u32>,
+    want: ContextRequest,
+) -> ModelContext {
+    let mut ctx = ModelContext::default();
+    match (line, snap.files.read(path)) {
+        (Some(l), Ok(text)) => {
+            ctx.window = code_window(path, &text, l, want.radius);
+            if ctx.window.is_none() {
+                ctx.notes.push(format!("line {l} is outside {path}; no code window"));
+            }
+        }
+        (None, _) => ctx.notes.push("the culprit frame has no line; no code window".into()),
+        (_, Err(e)) => ctx.notes.push(format!("{path} could not be read: {e}")),
+    }
+    if want.max_commits > 0 {
+        match repos.recent_commits(root, &snap.commit, path, want.max_commits) {
+            Ok(mut commits) => {
+                commits.truncate(want.max_commits);
+                ctx.commits = commits;
+            }
+            Err(e) => ctx.notes.push(format!("history of {path} unavailable: {e}")),
+        }
+    }
+    ctx
 }
 
 fn short(sha: &str) -> &str {
@@ -331,5 +448,24 @@ mod tests {
         assert!(s.lines().next().unwrap().starts_with("  11 | "));
         assert!(s.contains("> 14 | x = p / d"));
         assert!(s.lines().last().unwrap().starts_with("  17 |"));
+    }
+
+    #[test]
+    fn code_window_is_bounded_by_the_file_and_marks_the_line() {
+        let text: String = (1..=40).map(|n| format!("line{n}\n")).collect();
+        let w = code_window("a.py", &text, 20, 15).unwrap();
+        assert_eq!((w.first_line, w.last_line, w.culprit_line), (5, 35, 20));
+        assert_eq!(w.text.lines().count(), 31);
+        assert!(w.text.contains("> 20 | line20"));
+        assert!(w.text.starts_with("   5 | line5"));
+        let w = code_window("a.py", &text, 2, 15).unwrap();
+        assert_eq!((w.first_line, w.last_line), (1, 17));
+        let w = code_window("a.py", &text, 39, 15).unwrap();
+        assert_eq!(w.last_line, 40);
+        assert!(code_window("a.py", &text, 41, 15).is_none());
+        assert!(code_window("a.py", &text, 0, 15).is_none());
+        let long = format!("{}\n", "x".repeat(1000));
+        let w = code_window("b.py", &long, 1, 15).unwrap();
+        assert!(w.text.len() < 400);
     }
 }

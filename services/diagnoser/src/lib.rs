@@ -5,16 +5,21 @@
 //! `selfheal-stacktrace`, maps the innermost in-app frame of the root cause to a file and
 //! line, reads the code there ([`analysis`]), ranks hypotheses from a rule table
 //! ([`rules`]) and asks the learning store whether the fingerprint was fixed before
-//! ([`knowledge`]).
+//! ([`knowledge`]). When a language model is configured ([`Diagnoser::with_llm`]) and the
+//! rules are not sure, the model is asked for more hypotheses ([`hypotheses`]); they sit
+//! beside the rule-based ones, marked as the model's, and never change where the trace
+//! says the failure is.
 //!
 //! Every anomaly yields exactly one [`Diagnosis`]: a service missing from the catalog, a
 //! missing repository, a trace without a stack or with files the repository does not have
 //! each end in a status that says why, so the chain continues to an Outcome. The analysis
 //! is a function of the anomaly and the repository's commit, so replays give the same
-//! diagnosis (only `timeline.diagnosis_ms` and the learner's answer can differ).
+//! diagnosis (only `timeline.diagnosis_ms`, the learner's answer and, when a model is
+//! configured, its hypotheses can differ: a replay asks the model again).
 
 pub mod analysis;
 pub mod error;
+pub mod hypotheses;
 pub mod knowledge;
 pub mod repository;
 pub mod rules;
@@ -29,8 +34,10 @@ use selfheal_events::{Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis,
 
 pub use analysis::{Analysis, Located};
 pub use error::DiagnoserError;
+pub use hypotheses::{DiagnoserLlmSettings, ModelHypotheses};
 pub use knowledge::{DEFAULT_LEARNER_URL, HttpKnowledgeClient, KnowledgeClient, NoKnowledge};
-pub use repository::{GitRepositories, RepoSnapshot, SourceRepository};
+pub use repository::{CommitSummary, GitRepositories, RepoSnapshot, SourceRepository};
+pub use selfheal_llm::LlmClient;
 
 /// Known fixes carried at most in one diagnosis.
 const MAX_KNOWN_FIXES: usize = 10;
@@ -55,12 +62,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct Diagnoser {
     inner: Arc<Inner>,
+    llm: Option<Arc<ModelHypotheses>>,
 }
 
 impl std::fmt::Debug for Diagnoser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Diagnoser")
             .field("services", &self.inner.catalog.len())
+            .field("llm", &self.llm)
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +92,15 @@ impl Diagnoser {
                 repos,
                 knowledge,
             }),
+            llm: None,
         }
+    }
+
+    /// The same diagnoser asking `client` for hypotheses when the rules are not sure
+    /// (see [`hypotheses`]); `None` (nothing configured) keeps the deterministic path only.
+    pub fn with_llm(mut self, client: Option<LlmClient>, settings: DiagnoserLlmSettings) -> Self {
+        self.llm = client.map(|c| Arc::new(ModelHypotheses::new(c, settings)));
+        self
     }
 
     /// A diagnoser from plain configuration: the catalog file and the learner's base URL.
@@ -96,11 +113,13 @@ impl Diagnoser {
     pub async fn diagnose(&self, anomaly: &Anomaly) -> Result<Diagnosis, DiagnoserError> {
         let inner = self.inner.clone();
         let input = anomaly.clone();
+        let want = self.llm.as_ref().map(|m| m.settings().context_request());
         // git and file reads block: keep them off the async workers.
-        let analysis =
-            tokio::task::spawn_blocking(move || analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input))
+        let mut analysis =
+            tokio::task::spawn_blocking(move || analysis::analyze(&inner.catalog, inner.repos.as_ref(), &input, want))
                 .await
                 .map_err(|e| DiagnoserError::Internal(format!("analysis task failed: {e}")))?;
+        let model_context = analysis.model_context.take();
 
         let mut learned_note: Option<Evidence> = None;
         let mut known_fixes: Vec<KnownFix> = Vec::new();
@@ -133,7 +152,14 @@ impl Diagnoser {
                 }
             }
         }
-        Ok(assemble(anomaly, analysis, known_fixes, learned_note))
+        let mut diagnosis = assemble(anomaly, analysis, known_fixes, learned_note);
+        if let Some(model) = &self.llm {
+            let entry = self.inner.catalog.service(&anomaly.service);
+            model
+                .consult(anomaly, entry, model_context.as_ref(), &mut diagnosis)
+                .await;
+        }
+        Ok(diagnosis)
     }
 }
 

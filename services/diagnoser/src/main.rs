@@ -10,7 +10,7 @@ use selfheal_core::http::{Health, ops_router, serve};
 use selfheal_core::metrics::Metrics;
 use selfheal_core::service::{Shared, run_stage};
 use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
-use selfheal_diagnoser::{DEFAULT_LEARNER_URL, Diagnoser};
+use selfheal_diagnoser::{DEFAULT_LEARNER_URL, Diagnoser, DiagnoserLlmSettings};
 use selfheal_events::Codec;
 
 /// The diagnoser service.
@@ -31,14 +31,30 @@ struct Args {
     /// Base URL of the learner's query API, asked for fixes that worked before.
     #[arg(long = "learner-url", env = "SELFHEAL_LEARNER_URL", default_value = DEFAULT_LEARNER_URL)]
     learner_url: String,
+    #[command(flatten)]
+    llm: selfheal_llm::LlmConfig,
+    /// Ask the model (when one is configured) only when the best rule-based confidence is below this.
+    #[arg(
+        long = "llm-min-rule-confidence",
+        env = "SELFHEAL_LLM_MIN_RULE_CONFIDENCE",
+        default_value_t = DiagnoserLlmSettings::default().min_rule_confidence
+    )]
+    llm_min_rule_confidence: f64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _guard = telemetry::init(&args.telemetry, "selfheal-diagnoser");
+    // A wrong LLM configuration fails the start; the error names variables, never the key.
+    let llm = args.llm.client().context("LLM configuration")?;
+    let settings = DiagnoserLlmSettings {
+        min_rule_confidence: args.llm_min_rule_confidence,
+        ..DiagnoserLlmSettings::default()
+    };
     let diagnoser = Diagnoser::from_config(&args.catalog, &args.learner_url)
-        .with_context(|| format!("loading the catalog {}", args.catalog.display()))?;
+        .with_context(|| format!("loading the catalog {}", args.catalog.display()))?
+        .with_llm(llm, settings);
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = Health::new();

@@ -31,11 +31,38 @@ impl std::fmt::Debug for RepoSnapshot {
     }
 }
 
+/// One commit that touched a file, as shown to a model (no author: names are personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// Abbreviated sha.
+    pub sha: String,
+    /// Author date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The subject line (repository text: untrusted when it goes into a prompt).
+    pub subject: String,
+}
+
+/// Longest commit subject kept.
+const MAX_SUBJECT_CHARS: usize = 200;
+
 /// Access to service repositories.
 pub trait SourceRepository: Send + Sync {
     /// Opens the repository at `root` at the commit `version` names, or at `HEAD`.
     /// `Err(RepositoryMissing)` when it does not exist or is not a git repository of its own.
     fn open(&self, root: &Path, version: Option<&str>) -> Result<RepoSnapshot, DiagnoserError>;
+
+    /// At most `max` most recent commits reachable from `commit` that touched `file`
+    /// (repository-relative), newest first. Only the model's context needs them, so the
+    /// default (for fakes and stores without history) is none.
+    fn recent_commits(
+        &self,
+        _root: &Path,
+        _commit: &str,
+        _file: &str,
+        _max: usize,
+    ) -> Result<Vec<CommitSummary>, DiagnoserError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Repositories on the local disk, read with the `git` command.
@@ -97,4 +124,52 @@ impl SourceRepository for GitRepositories {
             files: Box::new(tree),
         })
     }
+
+    fn recent_commits(
+        &self,
+        root: &Path,
+        commit: &str,
+        file: &str,
+        max: usize,
+    ) -> Result<Vec<CommitSummary>, DiagnoserError> {
+        // `commit` is a full sha resolved by `open`; anything else is refused rather than passed
+        // to git as a revision. The path comes after `--`, so it is never read as an option.
+        if commit.len() < 7 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(DiagnoserError::Internal(format!("not a commit sha: {commit:?}")));
+        }
+        let max = max.clamp(1, 50).to_string();
+        let out = git(
+            root,
+            &[
+                "log",
+                "--no-color",
+                "--no-show-signature",
+                "-n",
+                &max,
+                "--date=short",
+                "--format=%h%x1f%ad%x1f%s",
+                commit,
+                "--",
+                file,
+            ],
+        )
+        .map_err(|e| DiagnoserError::RepositoryMissing(format!("git log of {file} at {commit}: {e}")))?;
+        Ok(out.lines().filter_map(parse_log_line).collect())
+    }
+}
+
+/// `sha \x1f date \x1f subject` → a bounded summary.
+fn parse_log_line(line: &str) -> Option<CommitSummary> {
+    let mut parts = line.splitn(3, '\u{1f}');
+    let sha = parts.next()?.trim();
+    let date = parts.next()?.trim();
+    let subject = parts.next().unwrap_or("").trim();
+    if sha.is_empty() {
+        return None;
+    }
+    Some(CommitSummary {
+        sha: sha.to_string(),
+        date: date.to_string(),
+        subject: subject.chars().take(MAX_SUBJECT_CHARS).collect(),
+    })
 }

@@ -120,7 +120,8 @@ async fn localizes_the_zero_division_incident() {
     let snippet = rc.code_snippet.as_deref().unwrap();
     assert!(snippet.contains("> 14 | def calc(p, d): return p / d"), "{snippet}");
     assert!(snippet.contains("  11 | "), "three lines before: {snippet}");
-    assert_eq!(snippet.lines().count(), 4, "line 14 is the file's last line: {snippet}");
+    assert_eq!(snippet.lines().count(), 7, "three lines on each side: {snippet}");
+    assert!(snippet.lines().last().unwrap().starts_with("  17 |"), "{snippet}");
 
     let top = &d.hypotheses[0];
     assert_eq!(top.rank, 1);
