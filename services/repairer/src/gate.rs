@@ -12,14 +12,9 @@ pub fn evaluate(
     entry: &ServiceEntry,
     diff: &str,
     strategy: &str,
-    learned: bool,
+    origin: PatchOrigin,
     validation: Validation,
 ) -> PolicyVerdict {
-    let origin = if learned {
-        PatchOrigin::Learned
-    } else {
-        PatchOrigin::Template
-    };
     let verdict = PatchInput::for_service(entry, diff, strategy, origin)
         .map(|input| input.with_validation(validation))
         .and_then(|input| engine.evaluate_patch(&input));
@@ -58,7 +53,7 @@ mod tests {
             &entry(),
             DIFF,
             "python.zero-division-guard",
-            false,
+            PatchOrigin::Template,
             Validation::proven(),
         );
         assert!(v.allowed, "{:?}", v.violations);
@@ -70,7 +65,7 @@ mod tests {
             &protected,
             DIFF,
             "python.zero-division-guard",
-            true,
+            PatchOrigin::Learned,
             Validation::proven(),
         );
         assert!(!v.allowed);
@@ -81,7 +76,7 @@ mod tests {
             "{:?}",
             v.violations
         );
-        let v = evaluate(&engine, &entry(), DIFF, "x", false, Validation::default());
+        let v = evaluate(&engine, &entry(), DIFF, "x", PatchOrigin::Llm, Validation::default());
         assert!(v.violations.iter().any(|m| m.starts_with("validation-not-proven")));
     }
 
@@ -93,7 +88,7 @@ mod tests {
             &entry(),
             "--- a/x\n+++ b/x\n@@ garbage\n",
             "x",
-            false,
+            PatchOrigin::Template,
             Validation::proven(),
         );
         assert!(!v.allowed);

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 pub mod gate;
 pub mod git;
 pub mod pull_requests;
@@ -33,6 +34,7 @@ pub mod templates;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use agent::AgentSettings;
 pub use pull_requests::{LocalPullRequests, PullRequest, PullRequests};
 pub use sandbox::{
     Isolation, Limits, NoSandbox, ProcessSandbox, RunResult, Sandbox, SandboxError, default_sandbox,

@@ -10,7 +10,7 @@ use selfheal_core::metrics::Metrics;
 use selfheal_core::service::{Shared, run_stage};
 use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
 use selfheal_events::Codec;
-use selfheal_repairer::RepairerConfig;
+use selfheal_repairer::{AgentSettings, RepairerConfig};
 
 /// The repairer service: fix templates, regression tests, sandbox validation, policy gate, branches.
 #[derive(Debug, Parser)]
@@ -39,6 +39,15 @@ struct Args {
     /// Where sandbox copies and temporary worktrees are made.
     #[arg(long, env = "SELFHEAL_REPAIRER_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// The model that writes a fix when no template or learned fix was proven (none configured: no model).
+    #[command(flatten)]
+    llm: selfheal_llm::LlmConfig,
+    /// Candidate/self-critique rounds of a model-written fix: the first candidate plus this many minus one revisions.
+    #[arg(long = "llm-max-rounds", env = "SELFHEAL_LLM_MAX_ROUNDS", default_value_t = 2)]
+    llm_max_rounds: u32,
+    /// Lines of code around the culprit line shown to the model, on each side.
+    #[arg(long = "llm-context-lines", env = "SELFHEAL_LLM_CONTEXT_LINES", default_value_t = 25)]
+    llm_context_lines: usize,
 }
 
 #[tokio::main]
@@ -53,8 +62,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = args.work_dir.clone() {
         config.work_dir = dir;
     }
+    // Configuration errors fail the start; the key itself is never part of an error or log.
+    let client = args.llm.client().context("configuring the LLM")?;
+    let settings = AgentSettings {
+        max_rounds: args.llm_max_rounds.max(1),
+        context_lines: args.llm_context_lines,
+        ..AgentSettings::default()
+    };
     let repairer = selfheal_repairer::build(&args.catalog, args.policies_dir.as_deref(), config)
-        .context("building the repairer")?;
+        .context("building the repairer")?
+        .with_llm(client, settings);
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::shared();
     let health = selfheal_core::http::Health::new();

@@ -17,8 +17,10 @@ use selfheal_core::{RecordContext, Stage, StageError, now_ms};
 use selfheal_events::{
     Diagnosis, DiagnosisStatus, Patch, PatchAttempt, PatchStatus, RegressionTest, RootCause, Validation,
 };
-use selfheal_governance::PolicyEngine;
+use selfheal_governance::{PatchOrigin, PolicyEngine};
+use selfheal_llm::{IncidentLlm, LlmClient};
 
+use crate::agent::{Agent, AgentInput, AgentSettings};
 use crate::gate;
 use crate::git::{FileChange, Git, GitCli};
 use crate::pull_requests::{LocalPullRequests, PullRequest, PullRequests};
@@ -55,7 +57,39 @@ struct Candidate {
     /// The name of the attempt (`learned:<strategy>` for learned fixes).
     attempt_name: String,
     learned: bool,
+    /// Where it came from, for the policy gate.
+    origin: PatchOrigin,
+    /// The self-critique of a model-written candidate.
+    critique: Option<String>,
+    /// A model-written candidate's own one-line summary.
+    summary: Option<String>,
     change: Change,
+}
+
+impl Candidate {
+    fn deterministic(strategy: &str, attempt_name: String, learned: bool, change: Change) -> Self {
+        Candidate {
+            strategy: strategy.to_string(),
+            attempt_name,
+            learned,
+            origin: if learned {
+                PatchOrigin::Learned
+            } else {
+                PatchOrigin::Template
+            },
+            critique: None,
+            summary: None,
+            change,
+        }
+    }
+
+    /// An attempt of this candidate, carrying its critique.
+    fn attempt(&self, result: &str, reason: String) -> PatchAttempt {
+        PatchAttempt {
+            critique: self.critique.clone(),
+            ..attempt(&self.attempt_name, result, reason)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +98,18 @@ enum Change {
     Rewrite { path: String, content: String },
     /// A unified diff remembered by the learning store.
     Diff(String),
+    /// New contents of several files (a model's search/replace edits, applied).
+    Files(Vec<(String, String)>),
+}
+
+/// Where a fix goes: the service, its repository, the base commit, the branch, the culprit.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    entry: &'a ServiceEntry,
+    repo: &'a Path,
+    base: &'a str,
+    branch: &'a str,
+    root_cause: &'a RootCause,
 }
 
 /// A candidate that passed the sandbox.
@@ -89,6 +135,7 @@ pub struct Repairer {
     templates: Registry,
     git: Arc<dyn Git>,
     pull_requests: Arc<dyn PullRequests>,
+    agent: Option<Agent>,
 }
 
 impl Repairer {
@@ -108,7 +155,15 @@ impl Repairer {
             templates: Registry::builtin(),
             git,
             pull_requests: Arc::new(LocalPullRequests),
+            agent: None,
         }
+    }
+
+    /// Lets a model write a fix when no template or learned fix was proven (`None`: no
+    /// model, the deterministic path only). See [`crate::agent`].
+    pub fn with_llm(mut self, client: Option<LlmClient>, settings: AgentSettings) -> Self {
+        self.agent = client.map(|client| Agent::new(client, settings));
+        self
     }
 
     /// Uses another git implementation.
@@ -211,57 +266,82 @@ impl Repairer {
         };
 
         let candidates = self.candidates(diag, &root_cause, &source, &mut patch.attempts);
+        let place = Place {
+            entry,
+            repo: &repo,
+            base: &base,
+            branch: &branch,
+            root_cause: &root_cause,
+        };
         if candidates.is_empty() {
             patch.status = PatchStatus::NoFixFound;
             patch.summary = format!(
                 "no template or learned fix applies to {}:{}",
                 root_cause.file, root_cause.line
             );
+        } else if self.prove(&place, diag, &source, &candidates, patch).await {
             return;
         }
-        let test = match regression::build(diag, &root_cause, &source, &entry.source_root) {
+        self.ask_model(&place, diag, &source, patch).await;
+    }
+
+    /// Proves the deterministic candidates in order; the first proven one goes to the gate.
+    /// `true` when that decided the patch (proven, or the sandbox refused to run), `false`
+    /// when none was proven (the status says so and a model may still try).
+    async fn prove(
+        &self,
+        place: &Place<'_>,
+        diag: &Diagnosis,
+        source: &str,
+        candidates: &[Candidate],
+        patch: &mut Patch,
+    ) -> bool {
+        let Place {
+            entry,
+            repo,
+            base,
+            root_cause,
+            ..
+        } = *place;
+        let test = match regression::build(diag, root_cause, source, &entry.source_root) {
             Ok(mut test) => {
-                if self.git.show_file(&repo, &base, &test.file).await.is_ok() {
+                if self.git.show_file(repo, base, &test.file).await.is_ok() {
                     test.file = regression::full_test_file_path(&diag.incident_id);
                 }
                 test
             }
             Err(err) => {
-                for c in &candidates {
-                    patch
-                        .attempts
-                        .push(attempt(&c.attempt_name, "no-regression-test", err.to_string()));
+                for c in candidates {
+                    patch.attempts.push(c.attempt("no-regression-test", err.to_string()));
                 }
                 patch.status = PatchStatus::ValidationFailed;
                 patch.summary = format!("no candidate could be proven: {err}");
-                return;
+                return false;
             }
         };
         patch.regression_test = Some(test.clone());
 
         let mut last_failure = None;
-        for candidate in &candidates {
-            match self.validate(entry, &repo, &base, &root_cause, &test, candidate).await {
+        for candidate in candidates {
+            match self.validate(entry, repo, base, root_cause, &test, candidate).await {
                 Ok(validated) => {
-                    self.gate_and_commit(entry, &branch, &base, &root_cause, candidate, validated, patch)
-                        .await;
-                    return;
+                    self.gate_and_commit(place, candidate, validated, patch).await;
+                    return true;
                 }
                 Err(Ok(lost)) => {
-                    patch
-                        .attempts
-                        .push(attempt(&candidate.attempt_name, lost.result, lost.reason.clone()));
+                    patch.attempts.push(PatchAttempt {
+                        validation: lost.validation.clone(),
+                        ..candidate.attempt(lost.result, lost.reason.clone())
+                    });
                     if lost.validation.is_some() {
                         patch.validation = lost.validation;
                     }
                     last_failure = Some(lost.reason);
                 }
                 Err(Err(err)) => {
-                    patch
-                        .attempts
-                        .push(attempt(&candidate.attempt_name, "error", err.to_string()));
+                    patch.attempts.push(candidate.attempt("error", err.to_string()));
                     patch.summary = format!("refusing to validate: {err}");
-                    return;
+                    return true;
                 }
             }
         }
@@ -270,6 +350,91 @@ impl Repairer {
             "no candidate was proven in the sandbox: {}",
             last_failure.unwrap_or_default()
         );
+        false
+    }
+
+    /// The model's turn, when one is configured: its candidate, once the self-critique
+    /// accepted it, goes through the same sandbox and gate as a template fix. Whatever the
+    /// model does, the patch keeps what the deterministic path found plus the attempts and
+    /// the incident's model report; a candidate that is not proven and allowed leaves no branch.
+    async fn ask_model(&self, place: &Place<'_>, diag: &Diagnosis, source: &str, patch: &mut Patch) {
+        let Some(agent) = &self.agent else { return };
+        let Place {
+            entry,
+            repo,
+            base,
+            root_cause,
+            ..
+        } = *place;
+        let mut llm = IncidentLlm::start(agent.client(), diag.llm.as_ref());
+        let mut test_file = regression::test_file_path(&diag.incident_id);
+        if self.git.show_file(repo, base, &test_file).await.is_ok() {
+            test_file = regression::full_test_file_path(&diag.incident_id);
+        }
+        let input = AgentInput {
+            diag,
+            root_cause,
+            entry,
+            source,
+            base,
+            test_file,
+            test_command: self.test_command(entry),
+        };
+        let proposal = agent.propose(&input, self.git.as_ref(), repo, &mut llm).await;
+        patch.attempts.extend(proposal.attempts);
+        let earlier = patch.summary.clone();
+        match proposal.accepted {
+            None => {
+                let why = patch
+                    .attempts
+                    .iter()
+                    .rev()
+                    .find(|a| a.strategy.starts_with(crate::agent::STRATEGY))
+                    .map(|a| format!("{}: {}", a.result, bounded(&a.reason, 200)))
+                    .unwrap_or_else(|| "no answer".into());
+                patch.summary = format!("{earlier}; the model's fix was not tested ({why})");
+            }
+            Some(model) => {
+                let candidate = Candidate {
+                    strategy: crate::agent::STRATEGY.to_string(),
+                    attempt_name: model.name.clone(),
+                    learned: false,
+                    origin: PatchOrigin::Llm,
+                    critique: Some(model.critique.clone()),
+                    summary: Some(model.summary.clone()),
+                    change: Change::Files(model.files.clone()),
+                };
+                match self.validate(entry, repo, base, root_cause, &model.test, &candidate).await {
+                    Ok(validated) => {
+                        patch.regression_test = Some(model.test.clone());
+                        self.gate_and_commit(place, &candidate, validated, patch).await;
+                    }
+                    Err(Ok(lost)) => {
+                        patch.attempts.push(PatchAttempt {
+                            diff: Some(model.diff.clone()),
+                            validation: lost.validation.clone(),
+                            ..candidate.attempt(lost.result, lost.reason.clone())
+                        });
+                        if lost.validation.is_some() {
+                            patch.validation = lost.validation;
+                        }
+                        patch.status = PatchStatus::ValidationFailed;
+                        patch.summary = format!(
+                            "{earlier}; the model-written fix was not proven in the sandbox: {}",
+                            lost.reason
+                        );
+                    }
+                    Err(Err(err)) => {
+                        patch.attempts.push(PatchAttempt {
+                            diff: Some(model.diff.clone()),
+                            ..candidate.attempt("error", err.to_string())
+                        });
+                        patch.summary = format!("{earlier}; refusing to validate the model-written fix: {err}");
+                    }
+                }
+            }
+        }
+        patch.llm = Some(llm.report());
     }
 
     /// The diagnosis's commit when the repository has it, else HEAD.
@@ -302,25 +467,25 @@ impl Repairer {
                 Some(template) if template.applies(diag) => {
                     learned_template = Some(template.id());
                     match template.apply(source, root_cause) {
-                        Ok(content) => out.push(Candidate {
-                            strategy: template.id().to_string(),
-                            attempt_name: name,
-                            learned: true,
-                            change: Change::Rewrite {
+                        Ok(content) => out.push(Candidate::deterministic(
+                            template.id(),
+                            name,
+                            true,
+                            Change::Rewrite {
                                 path: root_cause.file.clone(),
                                 content,
                             },
-                        }),
+                        )),
                         Err(err) => attempts.push(attempt(&name, "not-applicable", err.to_string())),
                     }
                 }
                 _ => match best.last_diff.as_deref().filter(|d| !d.trim().is_empty()) {
-                    Some(diff) => out.push(Candidate {
-                        strategy: best.strategy.clone(),
-                        attempt_name: name,
-                        learned: true,
-                        change: Change::Diff(diff.to_string()),
-                    }),
+                    Some(diff) => out.push(Candidate::deterministic(
+                        &best.strategy,
+                        name,
+                        true,
+                        Change::Diff(diff.to_string()),
+                    )),
                     None => attempts.push(attempt(
                         &name,
                         "not-applicable",
@@ -342,15 +507,15 @@ impl Repairer {
                 continue;
             }
             match template.apply(source, root_cause) {
-                Ok(content) => out.push(Candidate {
-                    strategy: template.id().to_string(),
-                    attempt_name: template.id().to_string(),
-                    learned: false,
-                    change: Change::Rewrite {
+                Ok(content) => out.push(Candidate::deterministic(
+                    template.id(),
+                    template.id().to_string(),
+                    false,
+                    Change::Rewrite {
                         path: root_cause.file.clone(),
                         content,
                     },
-                }),
+                )),
                 Err(err) => attempts.push(attempt(template.id(), "not-applicable", err.to_string())),
             }
         }
@@ -490,6 +655,19 @@ impl Repairer {
                     );
                 }
             },
+            Change::Files(files) => {
+                let mut paths = Vec::new();
+                for (path, content) in files {
+                    if let Err(why) = check_relative_path(path) {
+                        return lost("error", why, Some(validation));
+                    }
+                    if let Err(err) = write_file(&clean, path, content.as_bytes()) {
+                        return lost("error", format!("cannot write {path}: {err}"), Some(validation));
+                    }
+                    paths.push(path.clone());
+                }
+                paths
+            }
         };
         for path in &paths {
             if let Err(why) = check_relative_path(path) {
@@ -576,17 +754,14 @@ impl Repairer {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn gate_and_commit(
-        &self,
-        entry: &ServiceEntry,
-        branch: &str,
-        base: &str,
-        root_cause: &RootCause,
-        candidate: &Candidate,
-        validated: Validated,
-        patch: &mut Patch,
-    ) {
+    async fn gate_and_commit(&self, place: &Place<'_>, candidate: &Candidate, validated: Validated, patch: &mut Patch) {
+        let Place {
+            entry,
+            base,
+            branch,
+            root_cause,
+            ..
+        } = *place;
         let Validated {
             validation,
             diff,
@@ -597,24 +772,22 @@ impl Repairer {
             passed_after: validation.passed_after,
             suite_passed: validation.suite_passed,
         };
-        let verdict = gate::evaluate(
-            &self.policy,
-            entry,
-            &diff,
-            &candidate.strategy,
-            candidate.learned,
-            proven,
-        );
+        let verdict = gate::evaluate(&self.policy, entry, &diff, &candidate.strategy, candidate.origin, proven);
         patch.strategy = Some(candidate.strategy.clone());
         patch.learned = candidate.learned;
         patch.files_changed = files.iter().map(|f| f.path.clone()).collect();
-        patch.diff = diff;
+        patch.diff = diff.clone();
         patch.validation = Some(validation.clone());
         patch.policy = Some(verdict.clone());
         let what = summary_of(root_cause, candidate);
+        let proven_attempt = |result: &str, reason: String| PatchAttempt {
+            diff: Some(diff.clone()),
+            validation: Some(validation.clone()),
+            policy: Some(verdict.clone()),
+            ..candidate.attempt(result, reason)
+        };
         if !verdict.allowed {
-            patch.attempts.push(attempt(
-                &candidate.attempt_name,
+            patch.attempts.push(proven_attempt(
                 "policy-denied",
                 format!("validated, but denied by policy: {}", verdict.violations.join("; ")),
             ));
@@ -643,11 +816,7 @@ impl Repairer {
                     patch.attempts.clear();
                     return self.replay(entry, branch, &existing, patch).await;
                 }
-                patch.attempts.push(attempt(
-                    &candidate.attempt_name,
-                    "error",
-                    format!("commit failed: {err}"),
-                ));
+                patch.attempts.push(proven_attempt("error", format!("commit failed: {err}")));
                 patch.status = PatchStatus::Error;
                 patch.summary = format!("{what}: validated and allowed, but the commit failed: {err}");
                 return;
@@ -657,8 +826,7 @@ impl Repairer {
             Ok(diff) => patch.diff = diff,
             Err(err) => tracing::warn!(%err, "cannot diff the commit; keeping the sandbox diff"),
         }
-        patch.attempts.push(attempt(
-            &candidate.attempt_name,
+        patch.attempts.push(proven_attempt(
             "selected",
             format!(
                 "regression test failed before and passed after; suite passed ({} tests){}",
@@ -739,12 +907,19 @@ impl Repairer {
             passed_after: v.passed_after,
             suite_passed: v.suite_passed,
         });
+        let origin = if strategy == crate::agent::STRATEGY {
+            PatchOrigin::Llm
+        } else if learned {
+            PatchOrigin::Learned
+        } else {
+            PatchOrigin::Template
+        };
         patch.policy = Some(gate::evaluate(
             &self.policy,
             entry,
             &diff,
             &strategy,
-            learned,
+            origin,
             proven.unwrap_or_default(),
         ));
         patch.files_changed = changed_files(&diff);
@@ -798,6 +973,12 @@ fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
 
 /// One line for a person about what the fix does.
 fn summary_of(root_cause: &RootCause, candidate: &Candidate) -> String {
+    if let Some(summary) = &candidate.summary {
+        return format!(
+            "model-written fix (accepted by the self-critique): {summary} in {} ({}:{})",
+            root_cause.function, root_cause.file, root_cause.line
+        );
+    }
     let learned = if candidate.learned {
         " (learned fix tried first)"
     } else {
@@ -888,7 +1069,7 @@ fn check_incident_id(id: &str) -> Result<(), String> {
 }
 
 /// A repository-relative path that stays inside the repository.
-fn check_relative_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_relative_path(path: &str) -> Result<(), String> {
     let ok = !path.is_empty()
         && !path.starts_with(['/', '-'])
         && !path.contains(['\0', '\\', '\n'])

@@ -356,13 +356,15 @@ async fn a_learned_diff_is_applied_in_the_sandbox() {
         healed: 1,
         attempts: 1,
         last_diff: Some(
-            "--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -14 +14,4 @@\n-def calc(p, d): return p / d\n+def calc(p, d):\n+    if d == 0:\n+        return p\n+    return p / d\n".into(),
+            // With context: pricing_logic.py goes on after line 14, and git apply refuses a
+            // zero-context hunk in the middle of a file.
+            "--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -13,3 +13,6 @@\n # Keep calc on line 14: recorded stack traces name pricing_logic.py:14.\n-def calc(p, d): return p / d\n+def calc(p, d):\n+    if d == 0:\n+        return p\n+    return p / d\n \n".into(),
         ),
         ..KnownFix::default()
     }];
     let patch = f.repairer.repair(diag).await;
     assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
-    assert!(patch.learned);
+    assert!(patch.learned, "{}", explain(&patch));
     assert_eq!(patch.strategy.as_deref(), Some("human.reviewed-fix"));
     assert_eq!(patch.attempts[0].strategy, "learned:human.reviewed-fix");
     assert!(patch.diff.contains("+    if d == 0:"), "{}", patch.diff);
