@@ -611,11 +611,11 @@ only a line shown there; null when unsure.\n\
             ));
             ft.push('\n');
         }
-        user.push_str(&block("stack frames, outermost first", &ft, 12_000));
+        user.push_str(&block("stack frames outermost first", ft.trim_end(), 12_000));
         user.push('\n');
         if let Some(w) = ctx.and_then(|c| c.window.as_ref()) {
             let label = format!(
-                "code {} lines {}-{}, failing line marked",
+                "code {} lines {}-{} with the failing line marked",
                 w.file, w.first_line, w.last_line
             );
             user.push_str(&block(&label, &w.text, MAX_CODE_CHARS));
@@ -635,7 +635,7 @@ only a line shown there; null when unsure.\n\
             .collect();
         if !templates.is_empty() {
             user.push_str(&block(
-                "log templates of the incident (count x template)",
+                "log templates of the incident as count x template",
                 &templates.join("\n"),
                 MAX_TEMPLATES_CHARS,
             ));
@@ -729,4 +729,151 @@ pub fn answer_schema(max: usize) -> serde_json::Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn frame(file: &str, line: i32, function: &str) -> StackFrame {
+        StackFrame {
+            function: function.into(),
+            module: None,
+            file: Some(file.into()),
+            line: Some(line),
+            in_app: true,
+        }
+    }
+
+    fn shown() -> Shown {
+        let window = CodeWindow {
+            file: "app/shop.py".into(),
+            first_line: 1,
+            last_line: 25,
+            culprit_line: 10,
+            text: String::new(),
+        };
+        Shown::new(
+            Some(&window),
+            &[
+                frame("/app/app/handlers.py", 20, "handle"),
+                frame("/app/app/shop.py", 10, "total"),
+            ],
+        )
+    }
+
+    fn hyp(file: Option<&str>, line: Option<i64>) -> ModelHypothesis {
+        ModelHypothesis {
+            category: "Wrong Type!".into(),
+            summary: "items are dicts,\nnot objects".into(),
+            confidence: 0.7,
+            file: file.map(str::to_string),
+            line,
+            function: Some("total".into()),
+            reasoning: "the trace says so".into(),
+        }
+    }
+
+    fn answer(hs: Vec<ModelHypothesis>) -> ModelAnswer {
+        ModelAnswer { hypotheses: hs }
+    }
+
+    #[test]
+    fn files_and_lines_must_have_been_shown() {
+        let s = shown();
+        // The window's file, by its repository path or the traced path, inside the window.
+        assert_eq!(s.resolve(Some("app/shop.py"), Some(3)), Ok(Some("app/shop.py".into())));
+        assert_eq!(
+            s.resolve(Some("/app/app/shop.py"), Some(10)),
+            Ok(Some("app/shop.py".into()))
+        );
+        assert_eq!(s.resolve(Some("shop.py"), None), Ok(Some("app/shop.py".into())));
+        // A frame's file only at a frame's line.
+        assert_eq!(
+            s.resolve(Some("app/handlers.py"), Some(20)),
+            Ok(Some("/app/app/handlers.py".into()))
+        );
+        assert!(s.resolve(Some("app/handlers.py"), Some(21)).is_err());
+        assert!(s.resolve(Some("app/shop.py"), Some(26)).is_err());
+        let e = s.resolve(Some("policies/rbac.yaml"), None).unwrap_err();
+        assert!(e.contains("not shown"), "{e}");
+        // A line without a file is a line of the window.
+        assert_eq!(s.resolve(None, Some(12)), Ok(Some("app/shop.py".into())));
+        assert!(s.resolve(None, Some(40)).is_err());
+        assert_eq!(s.resolve(None, None), Ok(None));
+        assert!(Shown::new(None, &[]).resolve(None, Some(1)).is_err());
+    }
+
+    #[test]
+    fn check_normalises_bounds_and_drops_what_is_invalid() {
+        let mut bad_conf = hyp(None, None);
+        bad_conf.confidence = 85.0;
+        let mut empty = hyp(None, None);
+        empty.summary = " \n ".into();
+        let mut no_cat = hyp(None, None);
+        no_cat.category = "!!!".into();
+        let c = check(
+            &answer(vec![
+                hyp(Some("app/shop.py"), Some(10)),
+                hyp(Some("policies/rbac.yaml"), Some(1)),
+                bad_conf,
+                empty,
+                no_cat,
+            ]),
+            &shown(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(c.accepted.len(), 1, "{c:?}");
+        let a = &c.accepted[0];
+        assert_eq!(a.category, "wrong-type");
+        assert_eq!(a.summary, "items are dicts, not objects");
+        assert_eq!((a.file.as_deref(), a.line), (Some("app/shop.py"), Some(10)));
+        assert_eq!(c.dropped.len(), 4, "{:?}", c.dropped);
+        assert!(c.dropped[0].contains("hypothesis 2 dropped") && c.dropped[0].contains("not shown"));
+        assert!(c.dropped[1].contains("between 0 and 1"));
+        assert!(c.dropped[2].contains("empty summary"));
+        assert!(c.dropped[3].contains("empty category"));
+
+        let mut long = hyp(None, None);
+        long.summary = "s".repeat(5_000);
+        long.reasoning = "r".repeat(5_000);
+        let c = check(&answer(vec![long, hyp(None, None), hyp(None, None)]), &shown(), 1).unwrap();
+        assert_eq!(c.accepted.len(), 1);
+        assert_eq!(c.accepted[0].summary.chars().count(), MAX_SUMMARY_CHARS + 1);
+        assert_eq!(c.accepted[0].reasoning.chars().count(), MAX_REASONING_CHARS + 1);
+        assert_eq!(c.dropped, vec!["2 hypotheses beyond the first 1 ignored".to_string()]);
+    }
+
+    #[test]
+    fn an_answer_with_nothing_valid_is_rejected_for_a_retry() {
+        assert!(
+            check(&answer(vec![]), &shown(), 5)
+                .unwrap_err()
+                .contains("no hypotheses")
+        );
+        let e = check(&answer(vec![hyp(Some("etc/passwd"), None)]), &shown(), 5).unwrap_err();
+        assert!(e.contains("no hypothesis is valid") && e.contains("not shown"), "{e}");
+        let e = check(&answer(vec![hyp(Some("app/shop.py"), Some(-3))]), &shown(), 5).unwrap_err();
+        assert!(e.contains("not a line"), "{e}");
+    }
+
+    #[test]
+    fn categories_are_kebab_case() {
+        assert_eq!(category("  Missing Attribute "), "missing-attribute");
+        assert_eq!(category("division_by_zero"), "division-by-zero");
+        assert_eq!(category("--x--"), "x");
+        assert_eq!(category(&"a".repeat(100)).len(), MAX_CATEGORY_CHARS);
+    }
+
+    #[test]
+    fn schema_bounds_the_answer() {
+        let s = answer_schema(3);
+        assert_eq!(s["properties"]["hypotheses"]["maxItems"], 3);
+        assert_eq!(
+            s["properties"]["hypotheses"]["items"]["properties"]["confidence"]["maximum"],
+            1
+        );
+    }
 }
