@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use selfheal::cmd::{approve, knowledge, logs, record, tail, trace, up};
+use selfheal::cmd::{approve, explain, knowledge, logs, record, tail, trace, up};
 use selfheal::demo;
 use selfheal_core::{Shutdown, TelemetryArgs};
 
@@ -38,6 +38,9 @@ enum Command {
     Record(record::RecordArgs),
     /// Produce a recording made by `selfheal record` again.
     Replay(record::ReplayArgs),
+    /// Why the agent did what it did for one incident: evidence, hypotheses, model exchanges,
+    /// repair attempts, rollout and outcome (from the topics or a recording).
+    Explain(Box<explain::ExplainArgs>),
     /// Stack trace tools.
     #[command(subcommand)]
     Trace(trace::TraceCommand),
@@ -100,6 +103,7 @@ async fn run(cli: Cli) -> Result<()> {
                     eprintln!("replayed {n} records from {}", args.file.display());
                     Ok(())
                 }
+                Command::Explain(args) => explain::run(&args, &mut stdout).await,
                 Command::Demo(_) | Command::Trace(_) | Command::Logs(_) => Ok(()),
             }
         }

@@ -82,6 +82,76 @@ pub fn clip(text: &str, max: usize) -> String {
     s
 }
 
+/// Makes untrusted text (from telemetry or a model) safe for a terminal, keeping its lines:
+/// ANSI/VT escape sequences (CSI, OSC, DCS, …, also their 8-bit C1 forms) are removed whole,
+/// other control characters and bidirectional overrides are dropped, tabs become spaces.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => out.push('\n'),
+            '\t' => out.push_str("    "),
+            '\u{1b}' => match chars.next() {
+                Some('[') => skip_csi(&mut chars),
+                Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
+                // ESC, intermediates (0x20–0x2F), one final byte: charset selection, reset, ….
+                Some(c) if ('\u{20}'..='\u{2f}').contains(&c) => {
+                    while chars.next_if(|c| ('\u{20}'..='\u{2f}').contains(c)).is_some() {}
+                    chars.next();
+                }
+                _ => {}
+            },
+            '\u{9b}' => skip_csi(&mut chars),
+            '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            // Bidirectional embeddings, overrides and isolates can make text read differently
+            // from what it is ("Trojan Source").
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Skips a control sequence after its introducer: parameters and intermediates up to the final byte.
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) || !('\u{20}'..='\u{7e}').contains(&c) {
+            break;
+        }
+    }
+}
+
+/// Skips a control string (OSC, DCS, SOS, PM, APC) up to its terminator (BEL, ESC \ or ST).
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            '\u{1b}' => {
+                chars.next_if_eq(&'\\');
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Untrusted text as one bounded terminal line: [`sanitize`]d, line breaks as ` ⏎ `, at most
+/// `max` characters (`None`: unbounded) with `…` when cut.
+pub fn one_line(text: &str, max: Option<usize>) -> String {
+    let clean = sanitize(text);
+    let joined = clean.trim().replace('\n', " ⏎ ");
+    match max {
+        Some(max) if joined.chars().count() > max => {
+            let mut s: String = joined.chars().take(max).collect();
+            s.push('…');
+            s
+        }
+        _ => joined,
+    }
+}
+
 /// An epoch-millisecond timestamp as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn clock(ms: i64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else {
@@ -122,5 +192,25 @@ mod tests {
         assert_eq!(clip("abc\ndef", 10), "abc");
         assert_eq!(clip("abcdef", 3), "abc…");
         assert_eq!(clip("a\x1b[31mb", 10), "a[31mb");
+    }
+
+    #[test]
+    fn sanitize_removes_escape_sequences_whole_and_keeps_lines() {
+        assert_eq!(sanitize("a\x1b[2Jb\x1b[1;31mc"), "abc");
+        assert_eq!(sanitize("x\x1b]0;pwned title\x07y"), "xy");
+        assert_eq!(sanitize("x\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\y"), "xlinky");
+        assert_eq!(sanitize("p\u{9b}2Jq"), "pq");
+        assert_eq!(sanitize("one\r\ntwo\tthree\x07\x00"), "one\ntwo    three");
+        assert_eq!(sanitize("is\u{202e}txt.exe"), "istxt.exe");
+        assert_eq!(sanitize("\x1b(Bok\x1bc"), "ok");
+        assert_eq!(sanitize("naïve — ünïcode"), "naïve — ünïcode");
+    }
+
+    #[test]
+    fn one_line_joins_lines_and_bounds_length() {
+        assert_eq!(one_line("a\nb", None), "a ⏎ b");
+        assert_eq!(one_line("abcdef", Some(3)), "abc…");
+        assert_eq!(one_line("abc", Some(3)), "abc");
+        assert_eq!(one_line("\x1b[2Jok", Some(10)), "ok");
     }
 }
