@@ -61,6 +61,12 @@ pub struct PipelineConfig {
     pub environment: String,
     /// Start the stable version of every local-process service of the catalog at start.
     pub start_stable: bool,
+    /// The language model of the diagnoser and the repairer; no provider = none (the default).
+    pub llm: selfheal_llm::LlmConfig,
+    /// When the diagnoser asks the model.
+    pub diagnoser_llm: selfheal_diagnoser::DiagnoserLlmSettings,
+    /// How the repairer's agent works (rounds of self-critique, context).
+    pub agent: selfheal_repairer::AgentSettings,
 }
 
 impl PipelineConfig {
@@ -83,6 +89,9 @@ impl PipelineConfig {
             allow_unsandboxed: false,
             environment: "demo".into(),
             start_stable: false,
+            llm: selfheal_llm::LlmConfig::default(),
+            diagnoser_llm: selfheal_diagnoser::DiagnoserLlmSettings::default(),
+            agent: selfheal_repairer::AgentSettings::default(),
         }
     }
 }
@@ -176,9 +185,14 @@ pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
     });
     p.spawn("monitor", Arc::new(monitor), shared);
 
+    // The model, when one is configured: one client per stage (each keeps its own HTTP pool),
+    // the budget is per incident and carried from the diagnosis to the repairer.
+    let llm_client = || cfg.llm.client().context("configuring the LLM (--llm-* flags)");
+
     // diagnoser.
     let diagnoser = selfheal_diagnoser::Diagnoser::from_config(&cfg.catalog, &learner_url)
-        .with_context(|| format!("building the diagnoser from {}", cfg.catalog.display()))?;
+        .with_context(|| format!("building the diagnoser from {}", cfg.catalog.display()))?
+        .with_llm(llm_client()?, cfg.diagnoser_llm);
     p.spawn("diagnoser", Arc::new(diagnoser), shared);
 
     // repairer.
@@ -191,7 +205,8 @@ pub async fn start(shared: &Shared, cfg: &PipelineConfig) -> Result<Pipeline> {
             work_dir: cfg.state_dir.join("repairer"),
         },
     )
-    .context("building the repairer")?;
+    .context("building the repairer")?
+    .with_llm(llm_client()?, cfg.agent.clone());
     p.spawn("repairer", Arc::new(repairer), shared);
 
     // rollout + its approvals stage, with the local-process deployer and a traffic observer.

@@ -76,6 +76,17 @@ pub struct UpArgs {
     /// Runner settings (`--http-addr` serves /healthz, /readyz, /metrics of the whole process).
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// The language model of the diagnoser and the repairer (none unless `--llm-provider` is set).
+    #[command(flatten)]
+    pub llm: selfheal_llm::LlmConfig,
+    /// The diagnoser asks the model only when its best rule-based hypothesis is below this confidence.
+    #[arg(long = "llm-min-rule-confidence", env = "SELFHEAL_LLM_MIN_RULE_CONFIDENCE",
+          default_value_t = selfheal_diagnoser::DiagnoserLlmSettings::default().min_rule_confidence)]
+    pub llm_min_rule_confidence: f64,
+    /// Candidate/critique rounds of the repairer's agent (the first candidate plus revisions).
+    #[arg(long = "llm-max-rounds", env = "SELFHEAL_LLM_MAX_ROUNDS",
+          default_value_t = selfheal_repairer::AgentSettings::default().max_rounds)]
+    pub llm_max_rounds: u32,
 }
 
 /// Runs until shutdown.
@@ -133,6 +144,15 @@ pub async fn run(args: UpArgs, _telemetry: &TelemetryArgs, shutdown: Shutdown) -
         allow_unsandboxed: args.allow_unsandboxed,
         environment: args.environment.clone(),
         start_stable: true,
+        llm: args.llm.clone(),
+        diagnoser_llm: selfheal_diagnoser::DiagnoserLlmSettings {
+            min_rule_confidence: args.llm_min_rule_confidence,
+            ..selfheal_diagnoser::DiagnoserLlmSettings::default()
+        },
+        agent: selfheal_repairer::AgentSettings {
+            max_rounds: args.llm_max_rounds.max(1),
+            ..selfheal_repairer::AgentSettings::default()
+        },
     };
     let p = pipeline::start(&shared, &cfg).await?;
     tracing::info!(started = ?p.started, missing = ?p.missing, collector = ?p.collector_addr, learner = ?p.learner_url, ops = %ops, "selfheal up");

@@ -81,6 +81,10 @@ pub struct DemoArgs {
     /// Run the tests WITHOUT network isolation when neither bwrap nor `unshare --net` works here.
     #[arg(long, env = "SELFHEAL_ALLOW_UNSANDBOXED")]
     pub allow_unsandboxed: bool,
+    /// A language model for the diagnoser and the repairer (the demo's incident is healed by a
+    /// template without one; with one, its prompts and answers show in the report).
+    #[command(flatten)]
+    pub llm: selfheal_llm::LlmConfig,
 }
 
 /// Everything [`run`] needs; ports are picked freely.
@@ -112,6 +116,8 @@ pub struct DemoConfig {
     pub monitor_window: Duration,
     /// Allow tests without network isolation.
     pub allow_unsandboxed: bool,
+    /// The language model, if any.
+    pub llm: selfheal_llm::LlmConfig,
 }
 
 impl DemoConfig {
@@ -141,6 +147,7 @@ impl DemoConfig {
             verify: Duration::from_secs(args.verify_secs),
             monitor_window: Duration::from_secs(args.monitor_window_secs),
             allow_unsandboxed: args.allow_unsandboxed,
+            llm: args.llm.clone(),
         })
     }
 
@@ -160,6 +167,7 @@ impl DemoConfig {
             verify: Duration::from_secs(8),
             monitor_window: Duration::from_secs(5),
             allow_unsandboxed: false,
+            llm: selfheal_llm::LlmConfig::default(),
         }
     }
 
@@ -515,6 +523,7 @@ async fn scene_and_story(
     pcfg.verify_window = cfg.verify;
     pcfg.python = Some(python.to_string_lossy().into_owned());
     pcfg.allow_unsandboxed = cfg.allow_unsandboxed;
+    pcfg.llm = cfg.llm.clone();
     let p = pipeline::start(&shared, &pcfg).await?;
     let collector = p.collector_addr;
     let _ = &collector;
