@@ -420,7 +420,10 @@ pub fn check_patch(p: &ModelPatch, max_edits: usize) -> Result<(), String> {
     }
     let name = p.test.name.as_str();
     if !(name.starts_with("test") && is_identifier(name)) {
-        return Err(format!("test.name `{}` is not a pytest function name (test_…)", bounded(name, 60)));
+        return Err(format!(
+            "test.name `{}` is not a pytest function name (test_…)",
+            bounded(name, 60)
+        ));
     }
     if p.test.code.chars().count() > MAX_TEST_CHARS {
         return Err(format!("test.code is longer than {MAX_TEST_CHARS} characters"));

@@ -404,7 +404,10 @@ impl Repairer {
                     summary: Some(model.summary.clone()),
                     change: Change::Files(model.files.clone()),
                 };
-                match self.validate(entry, repo, base, root_cause, &model.test, &candidate).await {
+                match self
+                    .validate(entry, repo, base, root_cause, &model.test, &candidate)
+                    .await
+                {
                     Ok(validated) => {
                         patch.regression_test = Some(model.test.clone());
                         self.gate_and_commit(place, &candidate, validated, patch).await;
@@ -772,7 +775,14 @@ impl Repairer {
             passed_after: validation.passed_after,
             suite_passed: validation.suite_passed,
         };
-        let verdict = gate::evaluate(&self.policy, entry, &diff, &candidate.strategy, candidate.origin, proven);
+        let verdict = gate::evaluate(
+            &self.policy,
+            entry,
+            &diff,
+            &candidate.strategy,
+            candidate.origin,
+            proven,
+        );
         patch.strategy = Some(candidate.strategy.clone());
         patch.learned = candidate.learned;
         patch.files_changed = files.iter().map(|f| f.path.clone()).collect();
@@ -816,7 +826,9 @@ impl Repairer {
                     patch.attempts.clear();
                     return self.replay(entry, branch, &existing, patch).await;
                 }
-                patch.attempts.push(proven_attempt("error", format!("commit failed: {err}")));
+                patch
+                    .attempts
+                    .push(proven_attempt("error", format!("commit failed: {err}")));
                 patch.status = PatchStatus::Error;
                 patch.summary = format!("{what}: validated and allowed, but the commit failed: {err}");
                 return;

@@ -66,11 +66,7 @@ impl Context {
         } else {
             "an exception (see the exception block)".to_string()
         };
-        let language = diag
-            .runtime
-            .as_deref()
-            .filter(|r| is_identifier(r))
-            .unwrap_or("python");
+        let language = diag.runtime.as_deref().filter(|r| is_identifier(r)).unwrap_or("python");
         let import = module_of(&rc.file, &input.entry.source_root)
             .filter(|_| is_identifier(&rc.function))
             .map(|module| format!(" Import the function with `from {module} import {}`.", rc.function))
@@ -101,13 +97,22 @@ impl Context {
                 bounded(&h.summary, 300)
             ));
             for e in h.evidence.iter().take(4) {
-                summary.push_str(&format!("\n  evidence {}: {}", bounded(&e.kind, 30), bounded(&e.detail, 200)));
+                summary.push_str(&format!(
+                    "\n  evidence {}: {}",
+                    bounded(&e.kind, 30),
+                    bounded(&e.detail, 200)
+                ));
             }
         }
         evidence.push_str(&untrusted_with(redactor, "diagnosis summary", &summary, 3_000).0);
         evidence.push('\n');
         let exception_text = match &diag.exception {
-            Some(e) => format!("{}: {}\n\n{}", e.r#type, e.message, e.stacktrace.as_deref().unwrap_or_default()),
+            Some(e) => format!(
+                "{}: {}\n\n{}",
+                e.r#type,
+                e.message,
+                e.stacktrace.as_deref().unwrap_or_default()
+            ),
             None => format!("{}: {}", rc.exception_type, rc.message),
         };
         evidence.push_str(&untrusted_with(redactor, "exception", &exception_text, 4_000).0);
