@@ -20,6 +20,8 @@
 //! Failures of the model (provider down, timeout, budget, malformed twice) never fail the
 //! diagnosis: it is published with the rule hypotheses and `llm.notes` says why.
 
+use std::time::Duration;
+
 use selfheal_catalog::ServiceEntry;
 use selfheal_events::{Anomaly, Diagnosis, DiagnosisStatus, Evidence, Hypothesis, HypothesisSource, StackFrame};
 use selfheal_llm::prompt::{DATA_RULES, untrusted_with};
@@ -75,6 +77,9 @@ pub struct DiagnoserLlmSettings {
     pub max_hypotheses: usize,
     /// `max_tokens` of the request (the client caps it further).
     pub max_answer_tokens: u32,
+    /// Limit on the whole consultation (both attempts): the record holds its partition
+    /// meanwhile, and a consumer that does not poll for five minutes leaves its group.
+    pub deadline: Duration,
 }
 
 impl Default for DiagnoserLlmSettings {
@@ -87,6 +92,7 @@ impl Default for DiagnoserLlmSettings {
             max_log_templates: 10,
             max_hypotheses: 5,
             max_answer_tokens: 1024,
+            deadline: Duration::from_secs(240),
         }
     }
 }
@@ -413,20 +419,31 @@ impl ModelHypotheses {
         let (request, counts) = self.request(anomaly, entry, ctx, diagnosis, best);
         let max = self.settings.max_hypotheses;
         let mut audit = Vec::new();
-        let result = self
-            .client
-            .ask_json_audited(
+        let asked = tokio::time::timeout(
+            self.settings.deadline,
+            self.client.ask_json_audited(
                 session.budget(),
                 &request,
                 |a: &ModelAnswer| check(a, &shown, max).map(|_| ()),
                 &mut audit,
-            )
-            .await;
+            ),
+        )
+        .await;
         // What was redacted while building the evidence blocks counts for the first request.
         if let Some(first) = audit.first_mut() {
             first.redactions.merge(&counts);
         }
         session.record(PURPOSE, 0, &audit);
+        let Ok(result) = asked else {
+            // Exchanges finished before the deadline are kept above; the one in flight is lost,
+            // and the budget (which counts answered calls) does not count it.
+            session.note(format!(
+                "model hypotheses abandoned after {}s (diagnoser deadline); rule hypotheses only",
+                self.settings.deadline.as_secs()
+            ));
+            diagnosis.llm = Some(session.report());
+            return;
+        };
         match result {
             Ok(answer) => match check(&answer, &shown, max) {
                 Ok(checked) => {

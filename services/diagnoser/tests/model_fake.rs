@@ -372,3 +372,28 @@ async fn no_stack_trace_means_nothing_to_ask() {
     assert_eq!(fake.requests(), 0);
     assert!(d.llm.unwrap().notes[0].contains("no parsed stack trace"));
 }
+
+#[tokio::test]
+async fn a_slow_model_is_abandoned_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    shop_repo(dir.path());
+    let fake = Fake::start(vec![
+        Reply::openai(&good_answer(), 10, 10).delayed(std::time::Duration::from_secs(5)),
+    ])
+    .await;
+    let settings = DiagnoserLlmSettings {
+        deadline: std::time::Duration::from_millis(300),
+        ..DiagnoserLlmSettings::default()
+    };
+    let d = run(
+        &Diagnoser::new(catalog(dir.path()), Arc::new(NoKnowledge)).with_llm(Some(client(&fake, 6)), settings),
+        shop_anomaly(),
+    )
+    .await;
+    assert_eq!(fake.requests(), 1);
+    assert!(d.hypotheses.iter().all(|h| h.source == HypothesisSource::Rule));
+    let llm = d.llm.unwrap();
+    assert!(llm.notes.iter().any(|n| n.contains("abandoned")), "{:?}", llm.notes);
+    // The call in flight was cancelled: the budget counts answered calls only (a known gap).
+    assert_eq!((llm.calls, llm.exchanges.len()), (0, 0));
+}
