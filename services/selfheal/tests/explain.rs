@@ -92,7 +92,10 @@ fn outcome_of(id: &str, patch: &Patch, summary: &str) -> Outcome {
 async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_and_binary() {
     let mut kafka = KafkaArgs::for_brokers(&brokers());
     if let Err(e) = selfheal_core::kafka::probe(&kafka).await {
-        panic!("this test needs the real Kafka broker at {} ({e}); start it with `deploy/testbed.sh up`", kafka.brokers);
+        panic!(
+            "this test needs the real Kafka broker at {} ({e}); start it with `deploy/testbed.sh up`",
+            kafka.brokers
+        );
     }
     kafka.topic_prefix = format!("explain-{}.", uuid::Uuid::new_v4().simple());
     let topics: Vec<String> = explain::TOPICS.iter().map(|t| kafka.topic(t)).collect();
@@ -113,25 +116,51 @@ async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_a
 
     // A replayed, older diagnosis first: the last one must win.
     publisher
-        .publish(&kafka.topic(Diagnosis::TOPIC), &diagnosis_of(&id, "STALE DIAGNOSIS"), &no_headers)
+        .publish(
+            &kafka.topic(Diagnosis::TOPIC),
+            &diagnosis_of(&id, "STALE DIAGNOSIS"),
+            &no_headers,
+        )
         .await
         .unwrap();
     publisher
-        .publish(&kafka.topic(Diagnosis::TOPIC), &diagnosis_of(&other, "OTHER-INCIDENT diagnosis"), &no_headers)
+        .publish(
+            &kafka.topic(Diagnosis::TOPIC),
+            &diagnosis_of(&other, "OTHER-INCIDENT diagnosis"),
+            &no_headers,
+        )
         .await
         .unwrap();
     publisher
-        .publish(&kafka.topic(Diagnosis::TOPIC), &diagnosis_of(&id, "pricing_logic.py:22 in lookup — KeyError"), &no_headers)
-        .await
-        .unwrap();
-    publisher.publish(&kafka.topic(Patch::TOPIC), &patch, &no_headers).await.unwrap();
-    publisher.publish(&kafka.topic(Patch::TOPIC), &other_patch, &no_headers).await.unwrap();
-    publisher
-        .publish(&kafka.topic(Outcome::TOPIC), &outcome_of(&id, &patch, "no candidate passed the sandbox"), &no_headers)
+        .publish(
+            &kafka.topic(Diagnosis::TOPIC),
+            &diagnosis_of(&id, "pricing_logic.py:22 in lookup — KeyError"),
+            &no_headers,
+        )
         .await
         .unwrap();
     publisher
-        .publish(&kafka.topic(Outcome::TOPIC), &outcome_of(&other, &other_patch, "OTHER-INCIDENT outcome"), &no_headers)
+        .publish(&kafka.topic(Patch::TOPIC), &patch, &no_headers)
+        .await
+        .unwrap();
+    publisher
+        .publish(&kafka.topic(Patch::TOPIC), &other_patch, &no_headers)
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            &kafka.topic(Outcome::TOPIC),
+            &outcome_of(&id, &patch, "no candidate passed the sandbox"),
+            &no_headers,
+        )
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            &kafka.topic(Outcome::TOPIC),
+            &outcome_of(&other, &other_patch, "OTHER-INCIDENT outcome"),
+            &no_headers,
+        )
         .await
         .unwrap();
 
@@ -139,7 +168,10 @@ async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_a
     let mut out = Vec::new();
     explain::run(&args(&id, &kafka), &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with(&format!("incident {id} · service pricing-api")), "{text}");
+    assert!(
+        text.starts_with(&format!("incident {id} · service pricing-api")),
+        "{text}"
+    );
     assert!(text.contains("pricing_logic.py:22 in lookup — KeyError"), "{text}");
     assert!(!text.contains("STALE DIAGNOSIS"), "the last diagnosis wins:\n{text}");
     assert!(!text.contains("OTHER-INCIDENT"), "another incident leaked in:\n{text}");
@@ -149,13 +181,22 @@ async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_a
         text.contains("exchange 1 · hypotheses · round 0 · 640 ms · 700 in / 55 out tokens · 2 redactions"),
         "{text}"
     );
-    assert!(text.contains("round 1: revise: RATES.get(currency, 1.0) prices unknown currencies at par"), "{text}");
+    assert!(
+        text.contains("round 1: revise: RATES.get(currency, 1.0) prices unknown currencies at par"),
+        "{text}"
+    );
     assert!(text.contains("→ failed-before-missing"), "{text}");
-    assert!(text.contains("exchange 2 · critique · round 1 · 980 ms · 1720 in / 90 out tokens"), "{text}");
+    assert!(
+        text.contains("exchange 2 · critique · round 1 · 980 ms · 1720 in / 90 out tokens"),
+        "{text}"
+    );
     assert!(text.contains("── outcome · VALIDATION FAILED"), "{text}");
     assert!(text.contains("calls 5 · 9120 in / 1310 out tokens"), "{text}");
     assert!(text.contains("anomaly: not read"), "{text}");
-    assert!(!text.contains('\x1b'), "escape sequences reached the terminal: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape sequences reached the terminal: {text:?}"
+    );
     assert!(text.contains("│ {\"hypotheses\":[]} trailing"), "{text}");
 
     // JSON, from the topics.
@@ -173,9 +214,15 @@ async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_a
     assert!(v["anomaly"].is_null());
 
     // An unknown incident names what was read.
-    let err = format!("{:#}", explain::gather(&args("no-such-incident", &kafka)).await.unwrap_err());
+    let err = format!(
+        "{:#}",
+        explain::gather(&args("no-such-incident", &kafka)).await.unwrap_err()
+    );
     assert!(err.contains("no record of incident `no-such-incident`"), "{err}");
-    assert!(err.contains(&kafka.topic("diagnoses")) && err.contains(&kafka.topic("outcomes")), "{err}");
+    assert!(
+        err.contains(&kafka.topic("diagnoses")) && err.contains(&kafka.topic("outcomes")),
+        "{err}"
+    );
     assert!(err.contains("7 records scanned"), "{err}");
 
     // A recording of the topics explains the same incident offline from Kafka.
@@ -218,7 +265,10 @@ async fn explain_tells_one_incident_with_its_model_audit_from_topics_recording_a
     let missing = run_bin("no-such-incident", &[]);
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("no record of incident `no-such-incident`") && stderr.contains("records scanned"), "{stderr}");
+    assert!(
+        stderr.contains("no record of incident `no-such-incident`") && stderr.contains("records scanned"),
+        "{stderr}"
+    );
     let offline = run_bin(&id, &["--from", file.to_str().unwrap(), "--full"]);
     assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
     let text = String::from_utf8(offline.stdout).unwrap();

@@ -556,7 +556,11 @@ fn anomaly(d: &mut Doc<'_>, a: Option<&Anomaly>) {
         2,
         format!(
             "signals: {} · {} of {} requests failed ({}; baseline {})",
-            if signals.is_empty() { "-".into() } else { signals.join(", ") },
+            if signals.is_empty() {
+                "-".into()
+            } else {
+                signals.join(", ")
+            },
             a.error_count,
             a.request_count,
             pct(a.error_rate),
@@ -565,7 +569,11 @@ fn anomaly(d: &mut Doc<'_>, a: Option<&Anomaly>) {
     );
     if a.operation.is_some() || a.service_version.is_some() {
         let op = a.operation.as_deref().map(|o| d.t(o)).unwrap_or_else(|| "?".into());
-        let v = a.service_version.as_deref().map(|v| d.t(v)).unwrap_or_else(|| "?".into());
+        let v = a
+            .service_version
+            .as_deref()
+            .map(|v| d.t(v))
+            .unwrap_or_else(|| "?".into());
         d.line(2, format!("operation: {op} · version {v}"));
     }
     if let Some(e) = &a.exception {
@@ -588,10 +596,7 @@ fn diagnosis(d: &mut Doc<'_>, x: Option<&Diagnosis>) {
         d.heading("diagnosis: none (no record on `diagnoses` for this incident)");
         return;
     };
-    d.heading(format!(
-        "diagnosis · {:?} · confidence {:.2}",
-        x.status, x.confidence
-    ));
+    d.heading(format!("diagnosis · {:?} · confidence {:.2}", x.status, x.confidence));
     let summary = d.t(&x.summary);
     d.line(2, summary);
     if let Some(rc) = &x.root_cause {
@@ -965,7 +970,10 @@ mod tests {
         let r = llm_incident();
         let text = render_text(&r, &RenderOptions::default());
         // The critique that rejected the first candidate, and the sandbox's reason for the second.
-        assert!(text.contains("round 1: revise: RATES.get(currency, 1.0) prices unknown currencies at par"), "{text}");
+        assert!(
+            text.contains("round 1: revise: RATES.get(currency, 1.0) prices unknown currencies at par"),
+            "{text}"
+        );
         assert!(text.contains("round 2: revise: still defaults silently."), "{text}");
         assert!(text.contains("→ rejected-by-critique"), "{text}");
         assert!(text.contains("→ failed-before-missing"), "{text}");
@@ -973,7 +981,10 @@ mod tests {
             text.contains("the regression test passed on the unpatched code, so it does not reproduce the incident"),
             "{text}"
         );
-        assert!(text.contains("failed before NO · passed after yes · suite passed yes (27 run, 0 failed)"), "{text}");
+        assert!(
+            text.contains("failed before NO · passed after yes · suite passed yes (27 run, 0 failed)"),
+            "{text}"
+        );
         // Both exchanges with their purpose, round, latency and tokens.
         assert!(
             text.contains("exchange 1 · patch · round 0 · 2310 ms · 1850 in / 240 out tokens · 0 redactions"),
@@ -983,13 +994,24 @@ mod tests {
             text.contains("exchange 2 · critique · round 1 · 980 ms · 1720 in / 90 out tokens · 0 redactions"),
             "{text}"
         );
-        assert!(text.contains("│ [system] You review a candidate fix against a checklist..."), "{text}");
+        assert!(
+            text.contains("│ [system] You review a candidate fix against a checklist..."),
+            "{text}"
+        );
         assert!(text.contains("winning patch: none"), "{text}");
         // Totals and notes.
-        assert!(text.contains("calls 5 · 9120 in / 1310 out tokens · cost unknown · budget exhausted: no"), "{text}");
-        assert!(text.contains("note: 2 candidates written, 1 accepted by the critique"), "{text}");
+        assert!(
+            text.contains("calls 5 · 9120 in / 1310 out tokens · cost unknown · budget exhausted: no"),
+            "{text}"
+        );
+        assert!(
+            text.contains("note: 2 candidates written, 1 accepted by the critique"),
+            "{text}"
+        );
         // Attempts in order.
-        let first = text.find("attempt 1 · python.zero-division-guard → not-applicable").unwrap();
+        let first = text
+            .find("attempt 1 · python.zero-division-guard → not-applicable")
+            .unwrap();
         let second = text.find("attempt 2 · llm → rejected-by-critique").unwrap();
         let third = text.find("attempt 3 · llm → failed-before-missing").unwrap();
         assert!(first < second && second < third, "{text}");
@@ -1029,12 +1051,23 @@ mod tests {
         ];
         let mut at = 0;
         for h in order {
-            let i = text[at..].find(h).unwrap_or_else(|| panic!("{h} missing or out of order:\n{text}"));
+            let i = text[at..]
+                .find(h)
+                .unwrap_or_else(|| panic!("{h} missing or out of order:\n{text}"));
             at += i + h.len();
         }
-        assert!(text.contains("#1 [rule · 0.94] division-by-zero — divisor `d` is 0.0 for some inputs"), "{text}");
-        assert!(text.contains("input: pricing.discount=0.0 in 41 failing spans"), "{text}");
-        assert!(text.contains("root cause: pricing_logic.py:14 in calc — ZeroDivisionError"), "{text}");
+        assert!(
+            text.contains("#1 [rule · 0.94] division-by-zero — divisor `d` is 0.0 for some inputs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("input: pricing.discount=0.0 in 41 failing spans"),
+            "{text}"
+        );
+        assert!(
+            text.contains("root cause: pricing_logic.py:14 in calc — ZeroDivisionError"),
+            "{text}"
+        );
         let p = examples::patch();
         let strategy = p.strategy.clone().unwrap();
         assert!(text.contains(&format!("winning patch: {strategy}")), "{text}");
@@ -1071,7 +1104,10 @@ mod tests {
         assert!(text.contains("diagnosis: none"), "{text}");
         assert!(text.contains("repair: no record on `patches`"), "{text}");
         // The outcome's own copy of the attempts is still shown.
-        assert!(text.contains("attempt 1 · python.zero-division-guard → selected"), "{text}");
+        assert!(
+            text.contains("attempt 1 · python.zero-division-guard → selected"),
+            "{text}"
+        );
         assert!(text.contains("rollout: no step"), "{text}");
     }
 
