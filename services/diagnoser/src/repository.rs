@@ -173,3 +173,29 @@ fn parse_log_line(line: &str) -> Option<CommitSummary> {
         subject: subject.chars().take(MAX_SUBJECT_CHARS).collect(),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_parse_and_subjects_are_bounded() {
+        let long = "s".repeat(500);
+        let c = parse_log_line(&format!("abc1234\u{1f}2026-01-02\u{1f}{long}")).unwrap();
+        assert_eq!((c.sha.as_str(), c.date.as_str()), ("abc1234", "2026-01-02"));
+        assert_eq!(c.subject.chars().count(), MAX_SUBJECT_CHARS);
+        let c = parse_log_line("abc1234\u{1f}2026-01-02\u{1f}fix: a \u{1f} b").unwrap();
+        assert_eq!(c.subject, "fix: a \u{1f} b");
+        assert!(parse_log_line("").is_none());
+    }
+
+    #[test]
+    fn history_is_read_only_at_a_sha() {
+        let dir = std::env::temp_dir();
+        let e = GitRepositories
+            .recent_commits(&dir, "HEAD --output=/tmp/x", "a.py", 5)
+            .unwrap_err();
+        assert!(e.to_string().contains("not a commit sha"), "{e}");
+    }
+}
