@@ -9,6 +9,10 @@
 //! patch status (NotLocalized, NoFixFound, ValidationFailed, PolicyDenied, Error) whose
 //! attempts say why.
 //!
+//! With a model configured ([`Repairer::with_llm`]), a diagnosis no template or learned fix
+//! could fix goes to [`agent`]: a model-written candidate and test, a self-critique, and then
+//! the same sandbox and policy gate (origin `llm`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), selfheal_repairer::RepairerError> {
 //! use selfheal_repairer::{Repairer, RepairerConfig, default_sandbox};
