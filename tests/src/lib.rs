@@ -5,6 +5,7 @@
 //! registry from `SELFHEAL_SCHEMA_REGISTRY_URL` (default Apicurio's ccompat API on 8085).
 //! Tests fail, never skip, when they are missing: `scripts/test.sh` starts both.
 
+pub mod fake_model;
 pub mod pipeline;
 
 use std::collections::{HashMap, HashSet};

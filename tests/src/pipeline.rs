@@ -70,12 +70,22 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A copy of examples/pricing-api as a fresh git repository on branch `main`.
 pub fn make_repo(dir: &Path) -> (PathBuf, String) {
+    make_repo_with(dir, &[])
+}
+
+/// [`make_repo`] with extra files (path relative to the repository, content) in the first commit.
+pub fn make_repo_with(dir: &Path, extra_files: &[(&str, &str)]) -> (PathBuf, String) {
     let repo = dir.join("pricing-api");
     let src = repo_root().join("examples/pricing-api");
     let status = Command::new("cp").arg("-r").arg(&src).arg(&repo).status().unwrap();
     assert!(status.success());
     for junk in [".pytest_cache", "__pycache__", "tests/__pycache__"] {
         let _ = std::fs::remove_dir_all(repo.join(junk));
+    }
+    for (path, content) in extra_files {
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
     }
     git(&repo, &["init", "-q", "-b", "main"]);
     git(
@@ -257,8 +267,13 @@ impl Stack {
     /// Starts everything and waits until the collector, the learner and the deployed service answer.
     /// `extra` adds environment variables per binary, e.g. the LLM settings of the diagnoser.
     pub async fn start(extra: &[(&str, Vec<(&'static str, String)>)]) -> Stack {
+        Self::start_with(extra, &[]).await
+    }
+
+    /// [`Stack::start`] with extra files in the service's repository.
+    pub async fn start_with(extra: &[(&str, Vec<(&'static str, String)>)], files: &[(&str, &str)]) -> Stack {
         let dir = tempdir();
-        let (repo, v1) = make_repo(&dir);
+        let (repo, v1) = make_repo_with(&dir, files);
         let py = python();
         let prefix = format!("{}.", unique("e2e"));
         let (collector_port, learner_port, app_port, canary_port) =
