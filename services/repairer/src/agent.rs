@@ -37,12 +37,10 @@ use crate::stage::check_relative_path;
 /// The strategy (and first attempt name) of model-written candidates.
 pub const STRATEGY: &str = "llm";
 
-/// Bound on one edit's search text, in characters.
-pub const MAX_SEARCH_CHARS: usize = 4_000;
-/// Bound on one edit's replacement text, in characters.
-pub const MAX_REPLACE_CHARS: usize = 8_000;
-/// Bound on the regression test's code, in characters.
-pub const MAX_TEST_CHARS: usize = 12_000;
+/// Bound on a candidate's summary, in characters (the schema asks for it; longer is cut).
+pub const MAX_SUMMARY_CHARS: usize = 150;
+/// Bound on a candidate's explanation, in characters (the schema asks for it; longer is cut).
+pub const MAX_EXPLANATION_CHARS: usize = 600;
 
 /// How the repairer uses a model (the binary fills it from flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +51,10 @@ pub struct AgentSettings {
     pub context_lines: usize,
     /// Most search/replace edits one candidate may make.
     pub max_edits: usize,
+    /// Bound on one edit's search text and on its replacement, each, in characters.
+    pub max_edit_chars: usize,
+    /// Bound on the regression test's code, in characters.
+    pub max_test_chars: usize,
 }
 
 impl Default for AgentSettings {
@@ -61,6 +63,8 @@ impl Default for AgentSettings {
             max_rounds: 2,
             context_lines: 25,
             max_edits: 6,
+            max_edit_chars: 4_000,
+            max_test_chars: 8_000,
         }
     }
 }
@@ -248,9 +252,9 @@ impl Agent {
                 None => ("patch", context.patch_request()),
                 Some(fb) => ("revision", context.revision_request(fb)),
             };
-            let max_edits = self.settings.max_edits;
+            let settings = &self.settings;
             let answer = match self
-                .ask::<ModelPatch>(llm, purpose, round, &request, |p| check_patch(p, max_edits))
+                .ask::<ModelPatch>(llm, purpose, round, &request, |p| check_patch(p, settings))
                 .await
             {
                 Ok(answer) => answer,
@@ -285,8 +289,8 @@ impl Agent {
             let reviewed = prompts::Reviewed {
                 diff: &diff,
                 test: &test,
-                summary: &answer.summary,
-                explanation: &answer.explanation,
+                summary: &one_line(&answer.summary, MAX_SUMMARY_CHARS),
+                explanation: &bounded(&answer.explanation, MAX_EXPLANATION_CHARS),
             };
             let critique = match self
                 .ask::<Critique>(llm, "critique", round, &context.critique_request(&reviewed), |_| Ok(()))
@@ -309,7 +313,7 @@ impl Agent {
             if critique.accepted() {
                 proposal.accepted = Some(ModelCandidate {
                     name,
-                    summary: one_line(&answer.summary, 120),
+                    summary: one_line(&answer.summary, MAX_SUMMARY_CHARS),
                     files: files.into_iter().map(|f| (f.path, f.new)).collect(),
                     test,
                     diff,
@@ -394,7 +398,9 @@ impl Agent {
 }
 
 /// Shape checks of a candidate answer (a failure is a malformed answer, asked again once).
-pub fn check_patch(p: &ModelPatch, max_edits: usize) -> Result<(), String> {
+pub fn check_patch(p: &ModelPatch, settings: &AgentSettings) -> Result<(), String> {
+    let max_edits = settings.max_edits;
+    let max_chars = settings.max_edit_chars;
     if p.edits.is_empty() {
         return Err("`edits` is empty: give at least one search/replace edit".into());
     }
@@ -412,9 +418,9 @@ pub fn check_patch(p: &ModelPatch, max_edits: usize) -> Result<(), String> {
         if e.search == e.replace {
             return Err(format!("edit {n}: `replace` is the same as `search`"));
         }
-        if e.search.chars().count() > MAX_SEARCH_CHARS || e.replace.chars().count() > MAX_REPLACE_CHARS {
+        if e.search.chars().count() > max_chars || e.replace.chars().count() > max_chars {
             return Err(format!(
-                "edit {n} is too long (search at most {MAX_SEARCH_CHARS}, replace at most {MAX_REPLACE_CHARS} characters)"
+                "edit {n} is too long (search and replace at most {max_chars} characters each)"
             ));
         }
     }
@@ -425,8 +431,11 @@ pub fn check_patch(p: &ModelPatch, max_edits: usize) -> Result<(), String> {
             bounded(name, 60)
         ));
     }
-    if p.test.code.chars().count() > MAX_TEST_CHARS {
-        return Err(format!("test.code is longer than {MAX_TEST_CHARS} characters"));
+    if p.test.code.chars().count() > settings.max_test_chars {
+        return Err(format!(
+            "test.code is longer than {} characters",
+            settings.max_test_chars
+        ));
     }
     if !p.test.code.contains(&format!("def {name}(")) {
         return Err(format!("test.code does not define `def {name}(`"));

@@ -13,7 +13,7 @@ use selfheal_llm::prompt::{DATA_RULES, untrusted_with};
 use selfheal_llm::{ChatRequest, Redactor};
 use serde_json::{Value, json};
 
-use super::{AgentInput, AgentSettings, MAX_TEST_CHARS, ModelPatch, bounded};
+use super::{AgentInput, AgentSettings, MAX_EXPLANATION_CHARS, MAX_SUMMARY_CHARS, ModelPatch, bounded};
 use crate::python::{is_dotted_name, is_identifier};
 use crate::regression::safe_chars;
 
@@ -43,7 +43,7 @@ pub(crate) struct Feedback {
 /// The parts every prompt of one incident shares, built once.
 pub(crate) struct Context {
     redactor: Redactor,
-    max_edits: usize,
+    settings: AgentSettings,
     /// Trusted facts: service, location, layout.
     facts: String,
     /// The code window, fenced.
@@ -140,7 +140,7 @@ impl Context {
         }
         Context {
             redactor: redactor.clone(),
-            max_edits: settings.max_edits,
+            settings: settings.clone(),
             facts,
             code,
             evidence,
@@ -166,7 +166,7 @@ impl Context {
              Answer with exactly one JSON object: {{\"summary\": one line, \"edits\": [{{\"file\": path, \"search\": \
              text, \"replace\": text}}], \"test\": {{\"name\": \"test_…\", \"code\": module body}}, \
              \"explanation\": why this fixes the root cause}}.",
-            max = self.max_edits,
+            max = self.settings.max_edits,
         )
     }
 
@@ -180,7 +180,7 @@ impl Context {
             "{}\nWrite the fix and the regression test as the JSON object described.",
             self.incident()
         );
-        ChatRequest::new(self.author_system(), user, PATCH_MAX_TOKENS).with_schema(patch_schema(self.max_edits))
+        ChatRequest::new(self.author_system(), user, PATCH_MAX_TOKENS).with_schema(patch_schema(&self.settings))
     }
 
     /// Later rounds: ask for a corrected candidate.
@@ -193,7 +193,7 @@ impl Context {
             untrusted_with(&self.redactor, "previous candidate", &feedback.candidate, 6_000).0,
             untrusted_with(&self.redactor, "problems found", &problems.join("\n"), 2_000).0,
         );
-        ChatRequest::new(self.author_system(), user, PATCH_MAX_TOKENS).with_schema(patch_schema(self.max_edits))
+        ChatRequest::new(self.author_system(), user, PATCH_MAX_TOKENS).with_schema(patch_schema(&self.settings))
     }
 
     /// The self-critique of one candidate.
@@ -228,7 +228,7 @@ impl Context {
                 &self.redactor,
                 &format!("candidate regression test {}", reviewed.test.name),
                 &reviewed.test.code,
-                MAX_TEST_CHARS
+                self.settings.max_test_chars
             )
             .0,
         );
@@ -273,31 +273,45 @@ pub(crate) fn test_module(input: &AgentInput<'_>, code: &str) -> String {
     )
 }
 
+/// Above this, a string's bound is left to the code's checks: servers that compile the
+/// schema into a grammar (llama.cpp) expand `maxLength` into one rule per character.
+const MAX_SCHEMA_LENGTH: usize = 2_000;
+
+/// A string schema, bounded when the bound is small enough to be worth a grammar: bounded
+/// strings are what make a small model close its JSON instead of running out of tokens.
+fn string(max: usize) -> Value {
+    if max <= MAX_SCHEMA_LENGTH {
+        json!({"type": "string", "maxLength": max})
+    } else {
+        json!({"type": "string"})
+    }
+}
+
 /// JSON schema of a candidate answer.
-pub(crate) fn patch_schema(max_edits: usize) -> Value {
+pub(crate) fn patch_schema(settings: &AgentSettings) -> Value {
     json!({
         "type": "object",
         "required": ["summary", "edits", "test", "explanation"],
         "properties": {
-            "summary": {"type": "string"},
+            "summary": string(MAX_SUMMARY_CHARS),
             "edits": {
-                "type": "array", "minItems": 1, "maxItems": max_edits,
+                "type": "array", "minItems": 1, "maxItems": settings.max_edits,
                 "items": {
                     "type": "object",
                     "required": ["file", "search", "replace"],
                     "properties": {
-                        "file": {"type": "string"},
-                        "search": {"type": "string"},
-                        "replace": {"type": "string"}
+                        "file": string(200),
+                        "search": string(settings.max_edit_chars),
+                        "replace": string(settings.max_edit_chars)
                     }
                 }
             },
             "test": {
                 "type": "object",
                 "required": ["name", "code"],
-                "properties": {"name": {"type": "string"}, "code": {"type": "string"}}
+                "properties": {"name": string(80), "code": string(settings.max_test_chars)}
             },
-            "explanation": {"type": "string"}
+            "explanation": string(MAX_EXPLANATION_CHARS)
         }
     })
 }
@@ -320,7 +334,7 @@ pub(crate) fn critique_schema() -> Value {
                     "test_fails_without_fix": {"type": "boolean"}
                 }
             },
-            "problems": {"type": "array", "items": {"type": "string"}}
+            "problems": {"type": "array", "maxItems": 5, "items": string(200)}
         }
     })
 }

@@ -32,26 +32,66 @@ fn edit(file: &str, search: &str, replace: &str) -> Edit {
 
 #[test]
 fn answers_are_checked_for_shape_and_bounds() {
-    assert!(check_patch(&patch_with(vec![edit("a.py", "x", "y")]), 6).is_ok());
-    let empty = check_patch(&patch_with(vec![]), 6).unwrap_err();
+    assert!(check_patch(&patch_with(vec![edit("a.py", "x", "y")]), &AgentSettings::default()).is_ok());
+    let empty = check_patch(&patch_with(vec![]), &AgentSettings::default()).unwrap_err();
     assert!(empty.contains("edits"), "{empty}");
-    let many = check_patch(&patch_with(vec![edit("a.py", "x", "y"); 7]), 6).unwrap_err();
+    let many = check_patch(&patch_with(vec![edit("a.py", "x", "y"); 7]), &AgentSettings::default()).unwrap_err();
     assert!(many.contains("at most 6"), "{many}");
-    assert!(check_patch(&patch_with(vec![edit("a.py", "", "y")]), 6).is_err());
-    assert!(check_patch(&patch_with(vec![edit("a.py", "x", "x")]), 6).is_err());
+    assert!(check_patch(&patch_with(vec![edit("a.py", "", "y")]), &AgentSettings::default()).is_err());
+    assert!(check_patch(&patch_with(vec![edit("a.py", "x", "x")]), &AgentSettings::default()).is_err());
     assert!(
         check_patch(
-            &patch_with(vec![edit("a.py", &"x".repeat(MAX_SEARCH_CHARS + 1), "y")]),
-            6
+            &patch_with(vec![edit(
+                "a.py",
+                &"x".repeat(AgentSettings::default().max_edit_chars + 1),
+                "y"
+            )]),
+            &AgentSettings::default()
         )
         .is_err()
     );
     let mut bad_name = patch_with(vec![edit("a.py", "x", "y")]);
     bad_name.test.name = "test x; import os".into();
-    assert!(check_patch(&bad_name, 6).is_err());
+    assert!(check_patch(&bad_name, &AgentSettings::default()).is_err());
     let mut undefined = patch_with(vec![edit("a.py", "x", "y")]);
     undefined.test.code = "def test_other():\n    pass\n".into();
-    assert!(check_patch(&undefined, 6).unwrap_err().contains("does not define"));
+    assert!(
+        check_patch(&undefined, &AgentSettings::default())
+            .unwrap_err()
+            .contains("does not define")
+    );
+}
+
+#[test]
+fn the_schema_bounds_strings_that_a_grammar_can_afford() {
+    let tight = AgentSettings {
+        max_edits: 1,
+        max_edit_chars: 300,
+        max_test_chars: 600,
+        ..AgentSettings::default()
+    };
+    let schema = super::prompts::patch_schema(&tight);
+    assert_eq!(schema["properties"]["edits"]["maxItems"], 1);
+    assert_eq!(
+        schema["properties"]["edits"]["items"]["properties"]["search"]["maxLength"],
+        300
+    );
+    assert_eq!(schema["properties"]["test"]["properties"]["code"]["maxLength"], 600);
+    // Large bounds are left to check_patch: a grammar would need a rule per character.
+    let schema = super::prompts::patch_schema(&AgentSettings::default());
+    assert!(
+        schema["properties"]["test"]["properties"]["code"]
+            .get("maxLength")
+            .is_none()
+    );
+    let long_test = ModelPatch {
+        test: ModelTest {
+            name: "test_x".into(),
+            code: format!("def test_x():\n    pass\n{}", "#".repeat(600)),
+        },
+        ..patch_with(vec![edit("a.py", "x", "y")])
+    };
+    assert!(check_patch(&long_test, &tight).unwrap_err().contains("longer than 600"));
 }
 
 #[test]
