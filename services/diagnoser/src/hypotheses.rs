@@ -57,8 +57,10 @@ const MAX_CATEGORY_CHARS: usize = 48;
 const MAX_SUMMARY_CHARS: usize = 300;
 /// Longest function name kept.
 const MAX_FUNCTION_CHARS: usize = 200;
+/// Longest file name a model may state.
+const MAX_FILE_CHARS: usize = 300;
 /// Longest reasoning kept (model output: untrusted when displayed).
-const MAX_REASONING_CHARS: usize = 1_000;
+const MAX_REASONING_CHARS: usize = 600;
 
 /// When and how the diagnoser asks a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -721,7 +723,9 @@ fn clip(text: &str, max: usize) -> String {
 /// The JSON schema of [`ModelAnswer`] (sent as `response_format` where the server supports it).
 pub fn answer_schema(max: usize) -> serde_json::Value {
     let text = |n: usize| json!({"type": "string", "maxLength": n});
-    let nullable = |t: &str| json!({"type": [t, "null"]});
+    // Every string bounded: servers that turn the schema into a grammar (llama.cpp) then
+    // cannot let a small model loop inside one string until the token limit.
+    let nullable_text = |n: usize| json!({"type": ["string", "null"], "maxLength": n});
     json!({
         "type": "object",
         "required": ["hypotheses"],
@@ -737,9 +741,9 @@ pub fn answer_schema(max: usize) -> serde_json::Value {
                         "category": text(MAX_CATEGORY_CHARS),
                         "summary": text(MAX_SUMMARY_CHARS),
                         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                        "file": nullable("string"),
-                        "line": nullable("integer"),
-                        "function": nullable("string"),
+                        "file": nullable_text(MAX_FILE_CHARS),
+                        "line": {"type": ["integer", "null"], "minimum": 1},
+                        "function": nullable_text(MAX_FUNCTION_CHARS),
                         "reasoning": text(MAX_REASONING_CHARS)
                     }
                 }
@@ -888,9 +892,10 @@ mod tests {
     fn schema_bounds_the_answer() {
         let s = answer_schema(3);
         assert_eq!(s["properties"]["hypotheses"]["maxItems"], 3);
-        assert_eq!(
-            s["properties"]["hypotheses"]["items"]["properties"]["confidence"]["maximum"],
-            1
-        );
+        let items = &s["properties"]["hypotheses"]["items"]["properties"];
+        assert_eq!(items["confidence"]["maximum"], 1);
+        for field in ["category", "summary", "file", "function", "reasoning"] {
+            assert!(items[field]["maxLength"].as_u64().unwrap() > 0, "{field} is bounded");
+        }
     }
 }

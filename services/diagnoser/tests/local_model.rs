@@ -71,6 +71,8 @@ async fn the_real_local_model_is_asked_and_its_answer_handled() {
     .unwrap();
     let settings = DiagnoserLlmSettings {
         max_answer_tokens: 512,
+        // The shared test server runs one request at a time on two busy cores.
+        deadline: Duration::from_secs(900),
         ..DiagnoserLlmSettings::default()
     };
     let with = Diagnoser::new(catalog(dir.path()), std::sync::Arc::new(NoKnowledge)).with_llm(Some(client), settings);
