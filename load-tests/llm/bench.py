@@ -67,6 +67,9 @@ TRACE = """Traceback (most recent call last):
     def calc(p, d): return p / d
 ZeroDivisionError: float division by zero"""
 
+# Log lines per prompt: with the rest of the evidence, about 1.5k SmolLM2 tokens in all.
+LOG_LINES = 11
+
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -86,7 +89,7 @@ def untrusted(label, text):
 def prompt(call):
     """The user message of call number `call`: same incident, different log lines."""
     logs = []
-    for j in range(28):
+    for j in range(LOG_LINES):
         ms = 1_700_000_000_000 + call * 100_000 + j * 731
         rid = f"{(call * 7919 + j * 104729) % 0xFFFFFF:06x}"
         if j % 4 == 3:
@@ -108,7 +111,7 @@ def prompt(call):
             untrusted("exception.stacktrace", TRACE),
             untrusted("span.attributes", "pricing.item=sku-007 pricing.price=42.0 pricing.discount=0.0 "
                       "http.request.method=POST url.path=/price http.response.status_code=500"),
-            untrusted("logs (last 28 lines)", "\n".join(logs)),
+            untrusted(f"logs (last {LOG_LINES} lines)", "\n".join(logs)),
             "Source of pricing_logic.py (from the repository, trusted):\n```python\n" + SOURCE + "```",
             "What is the root cause, which file and line must change, and how confident are you (0 to 1)?",
         ]
@@ -161,9 +164,12 @@ def main():
     print(f"bench: {args.calls} calls (+{args.warmup} warm-up) to {args.url}, model {args.model}, "
           f"max_tokens {args.max_tokens}, json_schema {'on' if args.json_schema else 'off'}")
     latencies, prompt_toks, out_toks, gen_rates, pp_rates, parsed = [], [], [], [], [], 0
+    # A different incident number per run too: a server's prompt cache must not serve a
+    # prompt it saw in an earlier run.
+    first = int(time.time()) % 10_000 * 100
     for i in range(args.warmup + args.calls):
         try:
-            secs, answer = call(args.url, args.model, args.max_tokens, i, args.json_schema)
+            secs, answer = call(args.url, args.model, args.max_tokens, first + i, args.json_schema)
         except (urllib.error.URLError, OSError) as e:
             sys.exit(f"bench: call {i} to {args.url} failed: {e} (is the server up? deploy/llm.sh up)")
         usage = answer.get("usage", {})
