@@ -415,9 +415,6 @@ pub fn check_patch(p: &ModelPatch, settings: &AgentSettings) -> Result<(), Strin
         if e.search.is_empty() {
             return Err(format!("edit {n}: `search` is empty; copy the exact text to replace"));
         }
-        if e.search == e.replace {
-            return Err(format!("edit {n}: `replace` is the same as `search`"));
-        }
         if e.search.chars().count() > max_chars || e.replace.chars().count() > max_chars {
             return Err(format!(
                 "edit {n} is too long (search and replace at most {max_chars} characters each)"

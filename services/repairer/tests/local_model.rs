@@ -158,6 +158,9 @@ fn report(label: &str, patch: &Patch, elapsed: std::time::Duration) {
                     .map(|x| format!("REJECTED: {}", one_line(x)))
                     .unwrap_or_default()
             );
+            if let Some(answer) = &e.answer {
+                eprintln!("    answer: {}", one_line(answer));
+            }
         }
         latencies.sort_unstable();
         let median = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
