@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 /// The configuration a stage would get from `--llm-provider openai --llm-endpoint ... --llm-model ...`,
 /// after checking that the server answers.
 async fn local_model() -> LlmClient {
-    let hint = "start the test model with `deploy/llm.sh up` and `eval \"$(deploy/llm.sh env)\"`, or run `scripts/test.sh`";
+    let hint =
+        "start the test model with `deploy/llm.sh up` and `eval \"$(deploy/llm.sh env)\"`, or run `scripts/test.sh`";
     let url = std::env::var("SELFHEAL_TEST_LLM_URL")
         .unwrap_or_else(|_| panic!("SELFHEAL_TEST_LLM_URL is not set: these tests need a real model server; {hint}"));
     let model = std::env::var("SELFHEAL_TEST_LLM_MODEL")
@@ -78,7 +79,11 @@ struct Capital {
 fn capital_schema() -> Value {
     json!({
         "type": "object",
-        "properties": {"country": {"type": "string"}, "capital": {"type": "string"}},
+        // maxLength bounds the generation (the server's grammar enforces it), so a test call is short.
+        "properties": {
+            "country": {"type": "string", "maxLength": 40},
+            "capital": {"type": "string", "maxLength": 40},
+        },
         "required": ["country", "capital"],
     })
 }
@@ -109,6 +114,7 @@ async fn structured_answer_is_grammar_constrained_json() {
     // answer is exactly one JSON object with the schema's keys, no prose, no code fence.
     assert_eq!(exchanges.len(), 1, "{exchanges:#?}");
     let raw = exchanges[0].answer.as_deref().unwrap();
+    eprintln!("model answered: {raw}");
     let value: Value = serde_json::from_str(raw.trim()).unwrap_or_else(|e| panic!("not pure JSON ({e}): {raw}"));
     let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -136,9 +142,12 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
          def calc(p, d): return p / d\nZeroDivisionError: float division by zero"
     );
     let req = ChatRequest::new(
-        format!("You are the diagnoser of selfheal. Name the file and line to change and the root cause.\n\n{DATA_RULES}"),
         format!(
-            "Incident inc-1 in service pricing-api.\n\n{}\n\nWhich file and line must change?",
+            "You are the diagnoser of selfheal. Name the file and line to change and the root cause.\n\n{DATA_RULES}"
+        ),
+        format!(
+            "Incident inc-1 in service pricing-api, reported by oncall@example.com.\n\n{}\n\n\
+             Which file and line must change?",
             untrusted("logs", &logs)
         ),
         128,
@@ -146,9 +155,9 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
     .with_schema(json!({
         "type": "object",
         "properties": {
-            "file": {"type": "string"},
+            "file": {"type": "string", "maxLength": 80},
             "line": {"type": "integer", "minimum": 1},
-            "root_cause": {"type": "string"},
+            "root_cause": {"type": "string", "maxLength": 160},
         },
         "required": ["file", "line", "root_cause"],
     }));
@@ -157,13 +166,16 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
         .await
         .unwrap_or_else(|e| panic!("structured answer failed: {e}"));
 
+    eprintln!("model answered: {loc:?}");
     assert!(loc.line >= 1, "{loc:?}");
     assert!(!loc.file.is_empty() && !loc.root_cause.is_empty(), "{loc:?}");
     assert_eq!(exchanges.len(), 1);
-    // The secret never left the process; the audit says what was redacted.
+    // Neither the secret (redacted by `untrusted` already) nor the address (redacted by the
+    // client on the way out, and counted in the audit) left the process.
     assert!(!exchanges[0].prompt.contains(secret));
     assert!(exchanges[0].prompt.contains("[REDACTED:api_key]"));
-    assert_eq!(exchanges[0].redactions.get("api_key"), 1);
+    assert!(!exchanges[0].prompt.contains("oncall@example.com"));
+    assert_eq!(exchanges[0].redactions.get("email"), 1);
     assert!(exchanges[0].usage.input_tokens > 150, "{:?}", exchanges[0].usage);
 }
 
@@ -171,8 +183,12 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
 async fn rejected_answers_end_malformed_with_both_exchanges() {
     let client = local_model().await;
     let budget = client.budget();
-    let req = ChatRequest::new("You answer questions about geography.", "Name a country and its capital.", 64)
-        .with_schema(capital_schema());
+    let req = ChatRequest::new(
+        "You answer questions about geography.",
+        "Name a country and its capital.",
+        64,
+    )
+    .with_schema(capital_schema());
     // A validator that rejects everything: the real model's answers take the retry path.
     let err = client
         .ask_json(&budget, &req, |_: &Capital| Err("rejected by the test".to_string()))
@@ -186,12 +202,19 @@ async fn rejected_answers_end_malformed_with_both_exchanges() {
     assert_eq!(exchanges.len(), 2, "first answer and the corrected one");
     for e in &exchanges {
         let raw = e.answer.as_deref().expect("the raw answer is kept");
-        assert!(serde_json::from_str::<Value>(raw.trim()).is_ok(), "grammar-constrained: {raw}");
+        assert!(
+            serde_json::from_str::<Value>(raw.trim()).is_ok(),
+            "grammar-constrained: {raw}"
+        );
         assert_eq!(e.error.as_deref(), Some("rejected by the test"));
         assert!(e.usage.output_tokens > 0);
     }
     // The second request carried the first answer and the correction.
-    assert!(exchanges[1].prompt.contains("Your previous answer was rejected: rejected by the test"));
+    assert!(
+        exchanges[1]
+            .prompt
+            .contains("Your previous answer was rejected: rejected by the test")
+    );
     assert!(exchanges[1].prompt.contains(exchanges[0].answer.as_deref().unwrap()));
     assert_eq!(budget.spent().calls, 2);
 }
