@@ -2,9 +2,8 @@
 //! llama.cpp's OpenAI-compatible server (`deploy/llm.sh up`; `eval "$(deploy/llm.sh env)"`
 //! sets SELFHEAL_TEST_LLM_URL and SELFHEAL_TEST_LLM_MODEL).
 //!
-//! Like the broker tests, it fails rather than skips when `SELFHEAL_REQUIRE_LLM=1` (which
-//! `scripts/test.sh` sets after starting the server) and the model is not there; without
-//! that variable a plain `cargo test` skips it with a message.
+//! Like the broker tests, it fails rather than skips when the model is not there
+//! (`scripts/test.sh` starts it).
 //!
 //! The model is tiny: its answer may well be garbage. What is asserted is what is
 //! deterministic: a call was made and kept with the redacted prompt, and the diagnosis is
@@ -21,19 +20,13 @@ use selfheal_diagnoser::{Diagnoser, DiagnoserLlmSettings, NoKnowledge};
 use selfheal_events::HypothesisSource;
 use selfheal_llm::{LlmConfig, ProviderKind};
 
-/// The model's URL and name, or `None` (skip) when it is not configured and not required.
+/// The model's URL and name; fails the test with a hint when it is not configured or not up.
 async fn local_model() -> Option<(String, String)> {
-    let required = std::env::var("SELFHEAL_REQUIRE_LLM").is_ok_and(|v| v == "1");
     let url = std::env::var("SELFHEAL_TEST_LLM_URL").ok().filter(|s| !s.is_empty());
     let model = std::env::var("SELFHEAL_TEST_LLM_MODEL").ok().filter(|s| !s.is_empty());
     let hint = "start it with `deploy/llm.sh up` and `eval \"$(deploy/llm.sh env)\"`, or run `scripts/test.sh`";
     let (Some(url), Some(model)) = (url, model) else {
-        assert!(
-            !required,
-            "SELFHEAL_REQUIRE_LLM=1 but SELFHEAL_TEST_LLM_URL/SELFHEAL_TEST_LLM_MODEL are not set; {hint}"
-        );
-        eprintln!("skipped: no local model configured (SELFHEAL_TEST_LLM_URL); {hint}");
-        return None;
+        panic!("SELFHEAL_TEST_LLM_URL/SELFHEAL_TEST_LLM_MODEL are not set; {hint}");
     };
     let health = format!("{}/health", url.trim_end_matches('/').trim_end_matches("/v1"));
     let up = reqwest::Client::new()
@@ -43,9 +36,7 @@ async fn local_model() -> Option<(String, String)> {
         .await
         .is_ok_and(|r| r.status().is_success());
     if !up {
-        assert!(!required, "the local model at {url} does not answer {health}; {hint}");
-        eprintln!("skipped: the local model at {url} does not answer {health}; {hint}");
-        return None;
+        panic!("the local model at {url} does not answer {health}; {hint}");
     }
     Some((url, model))
 }

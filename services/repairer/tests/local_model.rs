@@ -6,9 +6,8 @@
 //! and falls back to what the deterministic path found.
 //!
 //! Start the model with `deploy/llm.sh up && eval "$(deploy/llm.sh env)"` (sets
-//! SELFHEAL_TEST_LLM_URL and SELFHEAL_TEST_LLM_MODEL). Without them these tests say so and
-//! pass, unless SELFHEAL_REQUIRE_LLM=1 (the project's test command sets it), in which case
-//! they fail: the convention of the real-broker tests (SELFHEAL_REQUIRE_BROKER).
+//! SELFHEAL_TEST_LLM_URL and SELFHEAL_TEST_LLM_MODEL; `scripts/test.sh` does both). Without
+//! them these tests fail with that hint, like the real-broker tests: they never skip.
 //! Run with `--nocapture` to see latency per call, tokens per incident and the critiques.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -19,21 +18,15 @@ use selfheal_events::{Diagnosis, Patch, PatchStatus};
 use selfheal_llm::{LlmClient, LlmConfig, ProviderKind};
 use selfheal_repairer::AgentSettings;
 
-/// The local model's client, or `None` (with a note) when none is configured and none is required.
+/// The local model's client; fails the test with a hint when none is configured.
 fn local_model() -> Option<LlmClient> {
     let url = std::env::var("SELFHEAL_TEST_LLM_URL").ok().filter(|u| !u.is_empty());
     let model = std::env::var("SELFHEAL_TEST_LLM_MODEL").ok().filter(|m| !m.is_empty());
-    let required = std::env::var("SELFHEAL_REQUIRE_LLM").is_ok_and(|v| v == "1");
     let (Some(url), Some(model)) = (url, model) else {
-        assert!(
-            !required,
-            "SELFHEAL_REQUIRE_LLM=1 but SELFHEAL_TEST_LLM_URL/SELFHEAL_TEST_LLM_MODEL are not set: \
-             run `deploy/llm.sh up && eval \"$(deploy/llm.sh env)\"`"
+        panic!(
+            "SELFHEAL_TEST_LLM_URL/SELFHEAL_TEST_LLM_MODEL are not set: \
+             run `deploy/llm.sh up && eval \"$(deploy/llm.sh env)\"` (scripts/test.sh does)"
         );
-        eprintln!(
-            "SKIPPED: no local model (SELFHEAL_TEST_LLM_URL unset; `deploy/llm.sh up && eval \"$(deploy/llm.sh env)\"`)"
-        );
-        return None;
     };
     let config = LlmConfig {
         provider: Some(ProviderKind::Openai),
