@@ -202,6 +202,18 @@ impl Repairer {
             ..Patch::default()
         };
         self.fill(&diag, &mut patch).await;
+        if patch.llm.is_none()
+            && let Some(spent) = &diag.llm
+        {
+            // The incident's model spend travels on to the outcome even when the repairer did
+            // not ask; the diagnoser's exchanges stay on the diagnosis.
+            patch.llm = Some(selfheal_events::LlmReport {
+                notes: vec!["the repairer did not ask the model; the totals are the diagnoser's".into()],
+                exchanges: Vec::new(),
+                budget_exhausted: false,
+                ..spent.clone()
+            });
+        }
         patch.timeline.patch_ms = Some(now_ms());
         tracing::info!(incident = %patch.incident_id, status = ?patch.status, summary = %patch.summary, "patch");
         patch

@@ -420,6 +420,33 @@ async fn not_localised_diagnoses_are_passed_on_without_work() {
 }
 
 #[tokio::test]
+async fn the_diagnosers_model_spend_travels_on_when_the_repairer_does_not_ask() {
+    let work = tempfile::tempdir().unwrap();
+    let repairer = repairer_for(
+        entry(Path::new("/nonexistent")),
+        Arc::new(NoSandbox::new("unused")),
+        work.path(),
+    );
+    let mut diag = selfheal_events::examples::diagnosis();
+    diag.status = DiagnosisStatus::NotInRepository;
+    let mut spent = selfheal_events::examples::patch_llm().llm.unwrap();
+    spent.budget_exhausted = true;
+    diag.llm = Some(spent.clone());
+    let patch = repairer.repair(diag).await;
+    let carried = patch.llm.expect("the incident's spend is carried");
+    assert_eq!(
+        (carried.calls, carried.input_tokens, carried.output_tokens),
+        (spent.calls, spent.input_tokens, spent.output_tokens)
+    );
+    assert!(carried.exchanges.is_empty(), "the diagnoser's prompts stay on the diagnosis");
+    assert!(!carried.budget_exhausted, "not exhausted in this stage");
+    assert!(carried.notes[0].contains("did not ask"), "{:?}", carried.notes);
+
+    let no_model = repairer.repair(selfheal_events::examples::diagnosis()).await;
+    assert!(no_model.llm.is_none(), "no model anywhere: no report");
+}
+
+#[tokio::test]
 async fn without_a_sandbox_validation_is_refused() {
     let repo = pricing_repo(&[]).await;
     let work = tempfile::tempdir().unwrap();
