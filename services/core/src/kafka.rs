@@ -104,7 +104,15 @@ pub fn consumer_config(args: &KafkaArgs, group_id: &str) -> Result<ClientConfig,
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
+        // One record may take minutes: three sandbox runs of a test suite, or several calls to
+        // a language model on modest hardware. librdkafka's default (5 min) would expel the
+        // stage from its group mid-record and the record would be processed twice.
+        .set("max.poll.interval.ms", "900000")
         .set("enable.partition.eof", "false");
+    // The operator's properties (SELFHEAL_KAFKA_PROPERTIES) win over these defaults too.
+    for (k, v) in args.extra_properties().map_err(KafkaError::Config)? {
+        cfg.set(k, v);
+    }
     Ok(cfg)
 }
 
