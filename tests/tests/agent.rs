@@ -295,10 +295,15 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
 async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() {
     require_broker().await;
     let (url, model) = local_model();
+    // A tiny model on two cores generates a few tokens a second when the machine is busy:
+    // bound the incident to four calls of at most 512 tokens each.
     let llm_env = vec![
         ("SELFHEAL_LLM_PROVIDER", "openai".to_string()),
         ("SELFHEAL_LLM_ENDPOINT", url),
         ("SELFHEAL_LLM_MODEL", model),
+        ("SELFHEAL_LLM_MAX_CALLS", "4".to_string()),
+        ("SELFHEAL_LLM_MAX_OUTPUT_TOKENS", "512".to_string()),
+        ("SELFHEAL_LLM_MAX_RETRIES", "1".to_string()),
     ];
     let mut diagnoser_env = llm_env.clone();
     diagnoser_env.push(("SELFHEAL_LLM_MIN_RULE_CONFIDENCE", "0.95".to_string()));
@@ -309,7 +314,7 @@ async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() 
     .await;
     let traffic = drive_traffic(stack.app_port, "XAU");
     let codec = Codec::new(&registry_url()).unwrap();
-    let outcome: Outcome = next_outcome(&codec, &stack.topic("outcomes"), &[], Duration::from_secs(300)).await;
+    let outcome: Outcome = next_outcome(&codec, &stack.topic("outcomes"), &[], Duration::from_secs(900)).await;
     traffic.store(true, Ordering::Relaxed);
 
     let diagnosis: Diagnosis = record_of(&codec, &stack.topic("diagnoses"), &outcome.incident_id).await;
