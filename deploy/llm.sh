@@ -191,9 +191,11 @@ do_up() {
   # --no-repack: on CPUs with AMX (Sapphire Rapids and later) the native build routes matrix
   # products through ggml's AMX buffer type, which crashes (SIGSEGV in ggml_backend_amx_mul_mat)
   # on the first decode of this Q4_1 model; without repacking the plain AVX-512/AVX2 kernels run.
-  # OMP_WAIT_POLICY=PASSIVE: OpenMP threads sleep at barriers instead of spinning. On two
-  # cores shared with builds and tests, spinning threads starve each other (generation fell
-  # from ~10 to ~1 token/s with -t 2 under load); passive waiting loses nothing measurable.
+  # OMP_WAIT_POLICY=PASSIVE: OpenMP threads sleep at barriers instead of spinning. Spinning
+  # is about twice as fast on a quiet machine (~20 vs ~10 generated tokens/s), but on two
+  # cores shared with builds and tests (load > 2) the spinning threads starve each other and
+  # generation collapses to ~1 token/s; passive waiting stays at ~8-10. OMP_WAIT_POLICY=ACTIVE
+  # in the environment of `up` chooses speed on a quiet machine.
   OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" setsid "$SERVER_BIN" --port "$PORT" --host 127.0.0.1 \
     -m "$MODEL_PATH" --alias "$MODEL_NAME" \
     -c "$LLM_CTX" -t "$LLM_THREADS" --parallel 1 --no-webui --no-repack \
