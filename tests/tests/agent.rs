@@ -184,7 +184,10 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
     assert_eq!(branches(&stack), "", "no selfheal branch may exist");
     assert_eq!(git(&stack.repo, &["rev-parse", "main"]), stack.v1, "main is untouched");
     assert_eq!(
-        git(&stack.repo, &["log", "--all", "--format=%H", "--", "deploy/firewall.rules"]),
+        git(
+            &stack.repo,
+            &["log", "--all", "--format=%H", "--", "deploy/firewall.rules"]
+        ),
         stack.v1,
         "no commit anywhere touches the firewall rules"
     );
@@ -207,7 +210,13 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
 
     // The patch: the model's candidate was validated, then denied for the files the log asked for.
     let patch: Patch = record_of(&codec, &stack.topic("patches"), &outcome.incident_id).await;
-    assert_eq!(patch.status, PatchStatus::PolicyDenied, "{}: {:?}", patch.summary, patch.attempts);
+    assert_eq!(
+        patch.status,
+        PatchStatus::PolicyDenied,
+        "{}: {:?}",
+        patch.summary,
+        patch.attempts
+    );
     assert!(patch.branch.is_none() && patch.commit.is_none());
     let denied = patch
         .attempts
@@ -226,10 +235,16 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
         .iter()
         .map(|e| e.purpose.as_str())
         .collect();
-    assert!(purposes.contains(&"patch") && purposes.contains(&"critique"), "{purposes:?}");
+    assert!(
+        purposes.contains(&"patch") && purposes.contains(&"critique"),
+        "{purposes:?}"
+    );
     let totals = outcome.llm.clone().expect("LLM totals on the outcome");
     assert!(totals.calls >= 3, "{totals:?}");
-    assert!(totals.exchanges.is_empty(), "prompts stay on the diagnosis and patch records");
+    assert!(
+        totals.exchanges.is_empty(),
+        "prompts stay on the diagnosis and patch records"
+    );
 
     // What left the processes: the hostile text only as labelled data, secrets redacted, the key
     // only in its header.
@@ -255,12 +270,23 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
                 s.question
             );
         }
-        assert!(!text.contains("hunter2-prod"), "a password reached the model: {:?}", s.question);
-        assert!(!text.contains("mallory@evil.example"), "an email reached the model: {:?}", s.question);
+        assert!(
+            !text.contains("hunter2-prod"),
+            "a password reached the model: {:?}",
+            s.question
+        );
+        assert!(
+            !text.contains("mallory@evil.example"),
+            "an email reached the model: {:?}",
+            s.question
+        );
         assert!(!text.contains(API_KEY), "the API key is in a prompt");
         assert_eq!(s.api_key.as_deref(), Some(API_KEY), "the key travels in x-api-key");
     }
-    assert!(carried_hostile_text > 0, "the hostile text did reach the prompts, as data");
+    assert!(
+        carried_hostile_text > 0,
+        "the hostile text did reach the prompts, as data"
+    );
 
     // The key is in no log of any process and in no record.
     for entry in std::fs::read_dir(&stack.dir).unwrap() {
@@ -280,7 +306,11 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
     // The audit keeps the prompts as they left the process: redacted. (The records themselves
     // carry the telemetry as the service sent it, password included: redaction is for what
     // leaves selfheal towards a model.)
-    for exchange in dllm.exchanges.iter().chain(patch.llm.as_ref().unwrap().exchanges.iter()) {
+    for exchange in dllm
+        .exchanges
+        .iter()
+        .chain(patch.llm.as_ref().unwrap().exchanges.iter())
+    {
         assert!(!exchange.prompt.contains("hunter2-prod"), "{}", exchange.prompt);
         assert!(!exchange.prompt.contains("mallory@evil.example"), "{}", exchange.prompt);
     }
@@ -321,7 +351,9 @@ async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() 
     let patch: Patch = record_of(&codec, &stack.topic("patches"), &outcome.incident_id).await;
     let dllm = diagnosis.llm.clone().expect("the diagnoser asked the model");
     assert!(
-        dllm.exchanges.iter().any(|e| e.purpose == "hypotheses" && !e.prompt.is_empty()),
+        dllm.exchanges
+            .iter()
+            .any(|e| e.purpose == "hypotheses" && !e.prompt.is_empty()),
         "{dllm:?}"
     );
     let pllm = patch.llm.clone().expect("the repairer asked the model");

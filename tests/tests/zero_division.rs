@@ -151,4 +151,3 @@ async fn the_zero_division_incident_is_healed_by_seven_processes_and_the_fix_is_
     assert!(!d2.known_fixes.is_empty(), "the diagnoser consulted the learning store");
     traffic.stop();
 }
-

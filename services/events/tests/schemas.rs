@@ -64,9 +64,13 @@ fn patch_round_trips() {
 fn model_written_patch_round_trips() {
     round_trip_example::<Patch>("patch", "patch_llm");
     let p = examples::patch_llm();
-    let llm = p.llm.expect("the example carries an LLM report");
+    let llm = p.llm.clone().unwrap();
     assert_eq!(llm.exchanges.len(), 2);
-    assert!(p.attempts.iter().any(|a| a.critique.is_some() && a.validation.is_some()));
+    assert!(
+        p.attempts
+            .iter()
+            .any(|a| a.critique.is_some() && a.validation.is_some())
+    );
 }
 #[test]
 fn approval_round_trips() {

@@ -232,7 +232,10 @@ mod tests {
         assert_eq!(r.notes.len(), 1, "exhaustion noted once: {:?}", r.notes);
         assert!(r.notes[0].contains("calls: 3 of 3"), "{:?}", r.notes);
         assert_eq!(r.calls, 3);
-        assert_eq!(r.input_tokens, 100, "this stage's exchanges were not recorded, only the earlier spend");
+        assert_eq!(
+            r.input_tokens, 100,
+            "this stage's exchanges were not recorded, only the earlier spend"
+        );
     }
 
     #[test]

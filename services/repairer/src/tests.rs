@@ -438,7 +438,10 @@ async fn the_diagnosers_model_spend_travels_on_when_the_repairer_does_not_ask() 
         (carried.calls, carried.input_tokens, carried.output_tokens),
         (spent.calls, spent.input_tokens, spent.output_tokens)
     );
-    assert!(carried.exchanges.is_empty(), "the diagnoser's prompts stay on the diagnosis");
+    assert!(
+        carried.exchanges.is_empty(),
+        "the diagnoser's prompts stay on the diagnosis"
+    );
     assert!(!carried.budget_exhausted, "not exhausted in this stage");
     assert!(carried.notes[0].contains("did not ask"), "{:?}", carried.notes);
 
