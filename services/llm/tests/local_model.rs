@@ -79,7 +79,8 @@ struct Capital {
 fn capital_schema() -> Value {
     json!({
         "type": "object",
-        // maxLength bounds the generation (the server's grammar enforces it), so a test call is short.
+        // maxLength bounds the generation (the server's grammar enforces it): the whole object fits in
+        // max_tokens even if the model spends a token per character, so it is never cut off.
         "properties": {
             "country": {"type": "string", "maxLength": 40},
             "capital": {"type": "string", "maxLength": 40},
@@ -95,7 +96,7 @@ async fn structured_answer_is_grammar_constrained_json() {
     let req = ChatRequest::new(
         "You answer questions about geography.",
         "Name a country and its capital.",
-        64,
+        128,
     )
     .with_schema(capital_schema());
     let (answer, exchanges): (Capital, _) = client
@@ -150,14 +151,14 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
              Which file and line must change?",
             untrusted("logs", &logs)
         ),
-        128,
+        256,
     )
     .with_schema(json!({
         "type": "object",
         "properties": {
-            "file": {"type": "string", "maxLength": 80},
+            "file": {"type": "string", "maxLength": 60},
             "line": {"type": "integer", "minimum": 1},
-            "root_cause": {"type": "string", "maxLength": 160},
+            "root_cause": {"type": "string", "maxLength": 100},
         },
         "required": ["file", "line", "root_cause"],
     }));
@@ -186,7 +187,7 @@ async fn rejected_answers_end_malformed_with_both_exchanges() {
     let req = ChatRequest::new(
         "You answer questions about geography.",
         "Name a country and its capital.",
-        64,
+        128,
     )
     .with_schema(capital_schema());
     // A validator that rejects everything: the real model's answers take the retry path.
