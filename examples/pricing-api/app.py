@@ -38,14 +38,20 @@ class BadRequest(ValueError):
     """The request body is not a valid price request (answered with 400)."""
 
 
-def parse_price_request(body):
-    """Returns (item, price, discount) from a JSON request body, or raises BadRequest."""
+def json_object(body):
+    """The request body as a JSON object (dict), or raises BadRequest."""
     try:
         data = json.loads(body.decode("utf-8") if body else "null")
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(f"invalid JSON: {e}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    return data
+
+
+def parse_price_request(body):
+    """Returns (item, price, discount) from a JSON request body, or raises BadRequest."""
+    data = json_object(body)
     item = data.get("item", "")
     if not isinstance(item, str):
         raise BadRequest("item must be a string")
@@ -62,12 +68,7 @@ def parse_price_request(body):
 
 def parse_convert_request(body):
     """Returns (amount, currency) from a JSON request body, or raises BadRequest."""
-    try:
-        data = json.loads(body.decode("utf-8") if body else "null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"invalid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object")
+    data = json_object(body)
     amount, currency = data.get("amount"), data.get("currency")
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
         raise BadRequest("amount must be a finite number")
