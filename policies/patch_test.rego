@@ -279,3 +279,12 @@ test_every_message_names_a_known_rule if {
 		startswith(msg, concat("", [rule, ": "]))
 	}
 }
+
+test_fixes_may_not_change_how_tests_run if {
+	denied_by("test-harness", adding("tests/conftest.py", ["collect_ignore = ['test_pricing_logic.py']"]))
+	denied_by("test-harness", adding("pytest.ini", ["addopts = -k 'not zero'"]))
+	denied_by("test-harness", adding("services/api/PyProject.toml", ["[tool.pytest.ini_options]"]))
+	not denied_by("test-harness", adding("tests/test_regression_x.py", ["def test_x(): pass"]))
+	not denied_by("test-harness", template_fix)
+}
+

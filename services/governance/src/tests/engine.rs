@@ -81,7 +81,7 @@ fn the_template_fix_with_its_regression_test_is_allowed() {
     let verdict = engine().evaluate_patch(&input).unwrap();
     assert!(verdict.allowed, "{:#?}", verdict.violations);
     assert!(verdict.violations.is_empty());
-    assert_eq!(verdict.rules_evaluated, 12);
+    assert_eq!(verdict.rules_evaluated, 13);
     assert_eq!(verdict.policy_digest.len(), 64);
     assert!(verdict.policy_digest.chars().all(|c| c.is_ascii_hexdigit()));
 }
