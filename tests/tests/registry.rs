@@ -193,3 +193,33 @@ async fn an_older_writer_schema_still_decodes_into_todays_type() {
         assert_eq!(TelemetryEvent::TOPIC, "telemetry.raw");
     }
 }
+
+/// Services start together and register the same subjects (one's output topic is the next
+/// one's input): every one of them must come up, with the same schema id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_registering_one_subject_at_once_all_succeed() {
+    for (name, url) in targets().await {
+        for _ in 0..3 {
+            let topic = unique("diagnoses");
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let url = url.clone();
+                let topic = topic.clone();
+                tasks.push(tokio::spawn(async move {
+                    let codec = Codec::new(&url).unwrap();
+                    codec.register::<selfheal_events::Diagnosis>(&topic).await
+                }));
+            }
+            let mut ids = Vec::new();
+            for t in tasks {
+                ids.push(
+                    t.await
+                        .unwrap()
+                        .unwrap_or_else(|e| panic!("{name}: a racing registration failed: {e}")),
+                );
+            }
+            ids.dedup();
+            assert_eq!(ids.len(), 1, "{name}: one schema, one id: {ids:?}");
+        }
+    }
+}

@@ -198,35 +198,71 @@ impl Codec {
                 });
             }
         }
-        let strategy =
-            SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), false, get_supplied_schema(&schema));
-        self.encoder
-            .get_schema_and_id(&subject, strategy)
-            .await
-            .map(|s| s.id)
-            .map_err(|e| {
-                let err = from_src(e);
-                match err {
-                    CodecError::Registry(reason) if reason.contains("409") => {
-                        CodecError::Incompatible { subject, reason }
-                    }
-                    other => other,
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
+                topic.to_string(),
+                false,
+                get_supplied_schema(&schema),
+            );
+            match self
+                .encoder
+                .get_schema_and_id(&subject, strategy)
+                .await
+                .map_err(from_src)
+            {
+                Ok(s) => return Ok(s.id),
+                // Services start together and register the same subjects (one's output is the
+                // next one's input): a registry may answer 409 to the loser of that race. The
+                // local check above already passed, so try again before calling it incompatible.
+                Err(CodecError::Registry(reason)) if reason.contains("409") && attempt < CONFLICT_ATTEMPTS => {
+                    tracing::info!(%subject, attempt, "schema registration conflicted with another writer; retrying");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
                 }
-            })
+                Err(CodecError::Registry(reason)) if reason.contains("409") => {
+                    return Err(CodecError::Incompatible { subject, reason });
+                }
+                Err(other) => return Err(other),
+            }
+        }
     }
 
-    /// Sets BACKWARD compatibility on a subject.
+    /// Sets BACKWARD compatibility on a subject. A 409 from a registry racing another
+    /// service setting the same subject is retried, and accepted once the subject says BACKWARD.
     pub async fn set_backward(&self, subject: &str) -> Result<(), CodecError> {
         let url = format!("{}/config/{}", self.url, subject);
-        let resp = self
-            .http
-            .put(url)
-            .header("content-type", "application/vnd.schemaregistry.v1+json")
-            .body(r#"{"compatibility":"BACKWARD"}"#)
-            .send()
-            .await
-            .map_err(|e| CodecError::RegistryUnavailable(e.to_string()))?;
-        status_ok(resp.status(), "PUT /config")
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .http
+                .put(&url)
+                .header("content-type", "application/vnd.schemaregistry.v1+json")
+                .body(r#"{"compatibility":"BACKWARD"}"#)
+                .send()
+                .await
+                .map_err(|e| CodecError::RegistryUnavailable(e.to_string()))?;
+            if resp.status() != reqwest::StatusCode::CONFLICT {
+                return status_ok(resp.status(), "PUT /config");
+            }
+            if self.is_backward(&url).await {
+                return Ok(());
+            }
+            if attempt >= CONFLICT_ATTEMPTS {
+                return status_ok(resp.status(), "PUT /config");
+            }
+            tracing::info!(%subject, attempt, "setting compatibility conflicted with another writer; retrying");
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+        }
+    }
+
+    /// Whether the subject's compatibility (as `GET /config/{subject}` reports it) is BACKWARD.
+    async fn is_backward(&self, config_url: &str) -> bool {
+        match self.http.get(config_url).send().await {
+            Ok(resp) if resp.status().is_success() => resp.text().await.is_ok_and(|body| body.contains("\"BACKWARD\"")),
+            _ => false,
+        }
     }
 
     /// The latest schema registered under a subject, if any.
@@ -247,6 +283,16 @@ impl Codec {
             .map(Some)
             .map_err(|e| CodecError::Registry(e.to_string()))
     }
+}
+
+/// Attempts at a registry write that conflicts with a concurrent writer of the same subject.
+const CONFLICT_ATTEMPTS: u32 = 6;
+
+/// 100, 200, 400, … ms, with a little jitter so racing services do not collide again.
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    let base = 100u64 << attempt.min(6);
+    let jitter = u64::from(std::process::id() % 50);
+    std::time::Duration::from_millis(base + jitter)
 }
 
 fn status_ok(status: reqwest::StatusCode, what: &str) -> Result<(), CodecError> {
