@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prepares the Go and Node.js example services (examples/inventory-go, examples/orders-node)
+# so that their tests and builds run offline afterwards, as selfheal's network-less sandbox
+# runs them:
+#   - Go: every module of inventory-go's go.sum in the module cache $SELFHEAL_CACHE/go/mod,
+#     then an offline build of the packages and their tests (GOFLAGS=-mod=mod GOPROXY=off),
+#     which also fills the build cache;
+#   - Node: `npm ci` in examples/orders-node (node_modules from package-lock.json, npm's
+#     download cache under $SELFHEAL_CACHE/npm), skipped while the lock file is unchanged.
+# Prints the environment that offline use needs as `export NAME=value` lines on stdout (the
+# last lines), everything else on stderr:   eval "$(scripts/prepare-examples.sh)"
+#
+# Environment: SELFHEAL_CACHE (default ~/.cache/selfheal). Needs `go` (the version in
+# go.mod or newer) and `node`/`npm` (20.6 or newer) on PATH.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${SELFHEAL_CACHE:-$HOME/.cache/selfheal}
+say() { echo "prepare-examples: $*" >&2; }
+
+command -v go >/dev/null 2>&1 || { say "go is not on PATH (needed by examples/inventory-go)"; exit 1; }
+command -v node >/dev/null 2>&1 || { say "node is not on PATH (needed by examples/orders-node)"; exit 1; }
+command -v npm >/dev/null 2>&1 || { say "npm is not on PATH (needed by examples/orders-node)"; exit 1; }
+
+# --- Go -----------------------------------------------------------------------------------
+export GOMODCACHE=$cache/go/mod
+mkdir -p "$GOMODCACHE"
+(
+  cd "$root/examples/inventory-go"
+  # Online once: every module the build and its tests need (a no-op when all are cached).
+  GOFLAGS=-mod=mod go mod download -x 2>&1 | grep -c '^# get' | sed 's/^/prepare-examples: go modules fetched: /' >&2 || true
+  # Offline from here on, as in the sandbox: proves the cache is complete.
+  GOFLAGS=-mod=mod GOPROXY=off go build ./... >&2
+  GOFLAGS=-mod=mod GOPROXY=off go test -count=1 -run '^$' ./... >/dev/null
+)
+say "go: module cache $GOMODCACHE complete for inventory-go (offline build passed)"
+
+# --- Node ----------------------------------------------------------------------------------
+app=$root/examples/orders-node
+stamp=$app/node_modules/.selfheal-lock-sha256
+want=$(sha256sum "$app/package-lock.json" | cut -d' ' -f1)-$(node --version)
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+  say "node: node_modules of orders-node up to date"
+else
+  say "node: npm ci in examples/orders-node"
+  (cd "$app" && npm ci --no-audit --no-fund --cache "$cache/npm" >&2)
+  echo "$want" >"$stamp"
+fi
+# Offline check: the SDK loads with the network unused.
+(cd "$app" && node -e "require('@opentelemetry/sdk-node'); require('@opentelemetry/exporter-trace-otlp-http')")
+
+echo "export GOMODCACHE=$GOMODCACHE"
+echo "export SELFHEAL_GOMODCACHE=$GOMODCACHE"
+echo "export SELFHEAL_NODE_MODULES=$app/node_modules"
