@@ -48,6 +48,12 @@ say "preparing the Python environment"
 SELFHEAL_PYTHON="$(scripts/python-env.sh | tail -n 1)"
 export SELFHEAL_PYTHON
 
+# --- Go and Node example services (inventory-go, orders-node) -----------------------------
+# Their module cache and node_modules, so that the repairer's network-less sandbox and the
+# end-to-end tests run them offline (GOFLAGS=-mod=mod GOPROXY=off); exports GOMODCACHE.
+say "preparing the Go and Node example services"
+eval "$(scripts/prepare-examples.sh)"
+
 # --- broker and registry ------------------------------------------------------------------
 stop_testbed=0
 stop_llm=0
@@ -114,5 +120,9 @@ cargo test --workspace --no-fail-fast "$@"
 
 say "running the example service's own tests"
 (cd examples/pricing-api && "$SELFHEAL_PYTHON" -m pytest -q)
+
+say "running the Go and Node example services' own tests"
+(cd examples/inventory-go && GOFLAGS=-mod=mod GOPROXY=off go test ./...)
+(cd examples/orders-node && node --test)
 
 say "all tests passed"
