@@ -125,4 +125,10 @@ say "running the Go and Node example services' own tests"
 (cd examples/inventory-go && GOFLAGS=-mod=mod GOPROXY=off go test ./...)
 (cd examples/orders-node && node --test)
 
+# --- fuzz targets: each target's seeds replayed, then a bounded random run ------------------
+# Stable toolchain (cargo-fuzz with --sanitizer none), cargo-fuzz cached under $SELFHEAL_CACHE;
+# SELFHEAL_FUZZ_SECONDS per target (default 120). See fuzz/run.sh.
+say "running the fuzz targets"
+fuzz/run.sh
+
 say "all tests passed"
