@@ -56,11 +56,18 @@ for target in "${targets[@]}"; do
     echo "fuzz target $target has no seeds in fuzz/$seeds" >&2
     exit 1
   fi
-  flags=(-artifact_prefix="$work/$target-" -print_final_stats=1)
+  # An input that takes a minute (about 10,000 times the usual) is a hang: a failure.
+  flags=(-artifact_prefix="$work/$target-" -timeout=60 -print_final_stats=1)
   [ -f "dicts/$target.dict" ] && flags+=(-dict="dicts/$target.dict")
   [ -n "${SELFHEAL_FUZZ_SEED:-}" ] && flags+=(-seed="$SELFHEAL_FUZZ_SEED")
+  # libFuzzer prints a line per new input (thousands): the log keeps its seed and final figures,
+  # and everything from the last 200 lines on a failure.
   run() {
-    if ! cargo fuzz run --sanitizer none --target-dir "$target_dir" "$target" "$@"; then
+    local log="$work/$target.log"
+    if cargo fuzz run --sanitizer none --target-dir "$target_dir" "$target" "$@" >"$log" 2>&1; then
+      grep -E '^(INFO: Seed|INFO: +[0-9]+ files found|#[0-9]+[[:space:]]+(INITED|DONE)|Done |stat::)' "$log" | sed 's/^/  /' || true
+    else
+      tail -n 200 "$log" >&2
       for crash in "$work/$target-"*; do
         [ -e "$crash" ] || continue
         echo "fuzz target $target failed on this input (base64; decode it into a file and run" >&2
