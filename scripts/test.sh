@@ -54,6 +54,14 @@ export SELFHEAL_PYTHON
 say "preparing the Go and Node example services"
 eval "$(scripts/prepare-examples.sh)"
 
+# --- Java example service (inventory-java) ------------------------------------------------------
+# The OpenTelemetry Java agent and every Maven dependency and plugin of the example (and of the
+# repairer's Java fixtures, which use the same versions) in the Maven local repository
+# $SELFHEAL_M2, so that `mvn -o` runs in the repairer's network-less sandbox and the Java
+# end-to-end test deploys the service offline; exports SELFHEAL_M2 and OTEL_JAVAAGENT_JAR.
+say "preparing the Java example service"
+eval "$(examples/inventory-java/prepare-offline.sh)"
+
 # --- broker and registry ------------------------------------------------------------------
 stop_testbed=0
 stop_llm=0
@@ -124,6 +132,9 @@ say "running the example service's own tests"
 say "running the Go and Node example services' own tests"
 (cd examples/inventory-go && GOFLAGS=-mod=mod GOPROXY=off go test ./...)
 (cd examples/orders-node && node --test)
+
+say "running the Java example service's own tests"
+(cd examples/inventory-java && mvn -o -B -ntp -Dstyle.color=never -Dmaven.repo.local="$SELFHEAL_M2" test)
 
 # --- fuzz targets: each target's seeds replayed, then a bounded random run ------------------
 # Stable toolchain (cargo-fuzz with --sanitizer none), cargo-fuzz cached under $SELFHEAL_CACHE;
