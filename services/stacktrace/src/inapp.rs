@@ -15,7 +15,7 @@
 //!    `org.springframework.*`, `System.*`, Go's standard library, `tokio::`…) are not
 //!    in-app, everything else is.
 
-use crate::{Frame, ParseOptions, Runtime};
+use crate::{Frame, ParseOptions, Project, Runtime};
 
 /// Normalises a path for prefix tests: forward slashes, no `file://`.
 fn norm_path(p: &str) -> String {
@@ -384,6 +384,30 @@ fn qualified(frame: &Frame) -> String {
 /// Go package path of a frame (`github.com/acme/svc/pay` of `github.com/acme/svc/pay.F`).
 fn go_package(frame: &Frame) -> &str {
     frame.module.as_deref().unwrap_or("")
+}
+
+/// Whether the catalog's roots or packages claim the frame (ignoring library paths).
+pub(crate) fn matches_catalog(frame: &Frame, opts: &ParseOptions) -> bool {
+    if let Some(file) = &frame.file
+        && under_root(file, &opts.source_roots)
+    {
+        return true;
+    }
+    let q = qualified(frame);
+    let module = frame.module.as_deref().unwrap_or("");
+    opts.app_packages
+        .iter()
+        .any(|p| under_package(&q, p) || under_package(module, p))
+}
+
+/// Classifies one frame with the service's repository: the repository's own files and
+/// packages, and the catalog's roots and packages outside library paths.
+pub(crate) fn classify_with_project(runtime: Runtime, frame: &Frame, opts: &ParseOptions, project: &Project) -> bool {
+    let library = frame.file.as_deref().is_some_and(|f| library_path(runtime, f));
+    if project.owns(runtime, frame, library) {
+        return true;
+    }
+    !library && matches_catalog(frame, opts)
 }
 
 /// Classifies one frame. `use_catalog` false ignores the catalog's roots and packages.

@@ -30,8 +30,10 @@
 //! [`MAX_LINES`] lines or [`MAX_LINE_CHARS`] characters per line is ignored.
 
 mod cli;
+pub mod eval;
 pub mod fingerprint;
 mod inapp;
+pub mod project;
 pub mod repo;
 mod runtimes;
 mod text;
@@ -40,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{CliOptions, cli_parse, cli_parse_with};
 pub use fingerprint::{fingerprint_exception, fingerprint_fallback, normalize_message};
+pub use project::Project;
 
 /// Input beyond this many bytes is ignored.
 pub const MAX_INPUT_BYTES: usize = 512 * 1024;
@@ -160,6 +163,22 @@ pub struct Frame {
     pub in_app: bool,
 }
 
+/// What decided which frames are in-app, and so how far the culprit can be trusted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CulpritBasis {
+    /// The service's repository: files that exist in it, packages its build files name
+    /// ([`Project`]). The strongest basis.
+    Repository,
+    /// The catalog's source roots and app packages ([`ParseOptions`]).
+    Catalog,
+    /// Runtime heuristics on paths and names, with nothing known about the service
+    /// (or when nothing the repository or catalog knows appears in the trace): lower
+    /// confidence, the culprit may be a library frame.
+    #[default]
+    Heuristic,
+}
+
 /// A parsed stack trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedTrace {
@@ -173,6 +192,9 @@ pub struct ParsedTrace {
     pub frames: Vec<Frame>,
     /// The innermost in-app frame of the root cause.
     pub culprit: Option<Frame>,
+    /// What decided the in-app frames (and so the culprit).
+    #[serde(default)]
+    pub culprit_basis: CulpritBasis,
     /// Grouping fingerprint: 16 lowercase hex characters (see [`fingerprint`]).
     pub fingerprint: String,
     /// Thread or goroutine that failed, when printed.
@@ -216,9 +238,31 @@ impl ParsedTrace {
 }
 
 /// Finds and parses the first stack trace in `text`; `None` when there is none.
+///
+/// Without a repository, in-app frames come from the catalog's `opts` and runtime
+/// heuristics ([`CulpritBasis::Heuristic`] or [`CulpritBasis::Catalog`]); prefer
+/// [`parse_in_repo`] or [`parse_with_project`] when the service's repository is at hand.
 pub fn parse(text: &str, opts: &ParseOptions) -> Option<ParsedTrace> {
     let draft = runtimes::best_in_text(text, 0)?;
-    Some(runtimes::finalize(draft, opts))
+    Some(runtimes::finalize(draft, opts, None))
+}
+
+/// [`parse`] with in-app frames decided by the service's repository ([`Project`]): a
+/// frame is in-app when its file exists in the repository or its package is one the
+/// build files name; the catalog's `opts` still count. When no frame of the trace is the
+/// repository's, the heuristics decide and `culprit_basis` says so.
+pub fn parse_with_project(text: &str, opts: &ParseOptions, project: &Project) -> Option<ParsedTrace> {
+    let draft = runtimes::best_in_text(text, 0)?;
+    Some(runtimes::finalize(draft, opts, Some(project)))
+}
+
+/// [`parse_with_project`] for a repository read through [`repo::RepoFiles`] (a working
+/// tree, a commit, a listing). A repository that cannot be listed leaves the heuristics.
+pub fn parse_in_repo(text: &str, opts: &ParseOptions, files: &dyn repo::RepoFiles) -> Option<ParsedTrace> {
+    match Project::from_files(files) {
+        Ok(project) => parse_with_project(text, opts, &project),
+        Err(_) => parse(text, opts),
+    }
 }
 
 /// Parses an OpenTelemetry exception event (`exception.type`, `exception.message`,
@@ -232,13 +276,25 @@ pub fn parse_exception_event(
     stacktrace: &str,
     opts: &ParseOptions,
 ) -> Option<ParsedTrace> {
+    parse_exception_event_with(exception_type, message, stacktrace, opts, None)
+}
+
+/// [`parse_exception_event`] with in-app frames decided by the service's repository, as
+/// [`parse_with_project`] does.
+pub fn parse_exception_event_with(
+    exception_type: &str,
+    message: &str,
+    stacktrace: &str,
+    opts: &ParseOptions,
+    project: Option<&Project>,
+) -> Option<ParsedTrace> {
     let mut draft = runtimes::best_in_text(stacktrace, 0)?;
     let hints = text::Hints {
         ty: (!exception_type.trim().is_empty()).then(|| exception_type.trim().to_string()),
         message: (!message.is_empty()).then(|| message.to_string()),
     };
     runtimes::apply_hints(&mut draft, &hints);
-    Some(runtimes::finalize(draft, opts))
+    Some(runtimes::finalize(draft, opts, project))
 }
 
 /// Parses a trace split across several log records, one or more lines each, in order.

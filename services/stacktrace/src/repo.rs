@@ -347,6 +347,49 @@ impl RepoFiles for GitTree {
     }
 }
 
+/// A repository given as a list of paths with optional contents, held in memory: what an
+/// evaluation set records instead of a checkout (paths and build files, no source code),
+/// and a convenient [`RepoFiles`] for tests. A listed file without contents reads as empty.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTree {
+    files: std::collections::BTreeMap<String, String>,
+}
+
+impl MemoryTree {
+    /// A tree of `paths` (repository-relative, `/` separators), each empty.
+    pub fn new<I, S>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        MemoryTree {
+            files: paths.into_iter().map(|p| (p.into(), String::new())).collect(),
+        }
+    }
+
+    /// Adds (or replaces) a file with its text.
+    pub fn insert(&mut self, path: impl Into<String>, text: impl Into<String>) {
+        self.files.insert(path.into(), text.into());
+    }
+}
+
+impl RepoFiles for MemoryTree {
+    fn list(&self) -> Result<Vec<String>, RepoError> {
+        Ok(self.files.keys().take(MAX_REPO_FILES).cloned().collect())
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.files.contains_key(rel)
+    }
+
+    fn read(&self, rel: &str) -> Result<String, RepoError> {
+        self.files.get(rel).cloned().ok_or_else(|| RepoError::Io {
+            path: rel.to_string(),
+            message: "not in the listed repository".into(),
+        })
+    }
+}
+
 /// The commit a service version names, when the repository knows it: the version
 /// itself (a tag, branch or sha), `v<version>`, the build metadata after `+`, the sha
 /// of a `git describe` name (`1.2.3-4-gabc1234`), or a hex run of 7–40 characters.

@@ -100,6 +100,11 @@ pub(crate) fn clean_line(raw: &str) -> Line {
     } else {
         raw.to_string()
     };
+    // A trace quoted in an e-mail or a Markdown issue (`> at f (x.js:1:2)`): the quote
+    // marks are not part of the line.
+    if text.starts_with("> ") || text.starts_with(">> ") {
+        text = text.trim_start_matches(['>', ' ']).to_string();
+    }
     let mut prefixed = false;
     for _ in 0..3 {
         if text.starts_with(char::is_whitespace) {

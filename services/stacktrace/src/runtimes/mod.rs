@@ -15,9 +15,12 @@ mod ruby;
 mod rust;
 
 use crate::fingerprint::{fingerprint_fallback, fingerprint_with_message};
-use crate::inapp::classify;
+use crate::inapp::{classify, classify_with_project, matches_catalog};
 use crate::text::{Hints, Line, json_candidates, prepare};
-use crate::{Cause, ExceptionInfo, Frame, MAX_CAUSES, MAX_FRAMES, ParseOptions, ParsedTrace, Relation, Runtime};
+use crate::{
+    Cause, CulpritBasis, ExceptionInfo, Frame, MAX_CAUSES, MAX_FRAMES, ParseOptions, ParsedTrace, Project, Relation,
+    Runtime,
+};
 
 /// One exception of a draft.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,25 +149,49 @@ pub(crate) fn apply_hints(d: &mut Draft, hints: &Hints) {
 }
 
 /// Turns a draft into the public result: in-app flags, causes, culprit, fingerprint.
-pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions) -> ParsedTrace {
+/// With a project, the repository decides which frames are in-app (see [`Project`]);
+/// when it claims none, the catalog and heuristics decide, as without one.
+pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions, project: Option<&Project>) -> ParsedTrace {
     draft.entries.truncate(MAX_CAUSES + 1);
     let runtime = draft.runtime;
-    let mut any = false;
-    for e in &mut draft.entries {
-        for f in &mut e.frames {
-            f.in_app = classify(runtime, f, opts, true);
-            any |= f.in_app;
-        }
-    }
-    let catalog_given = !opts.source_roots.is_empty() || !opts.app_packages.is_empty();
-    if !any && catalog_given {
-        // The catalog matched nothing at all: it is probably stale, so fall back to
-        // the runtime heuristics rather than report no culprit.
+    let mut basis = None;
+    if let Some(project) = project.filter(|p| !p.is_empty()) {
+        let mut any = false;
         for e in &mut draft.entries {
             for f in &mut e.frames {
-                f.in_app = classify(runtime, f, opts, false);
+                f.in_app = classify_with_project(runtime, f, opts, project);
+                any |= f.in_app;
             }
         }
+        if any {
+            basis = Some(CulpritBasis::Repository);
+        }
+    }
+    if basis.is_none() {
+        let mut any = false;
+        let mut by_catalog = false;
+        for e in &mut draft.entries {
+            for f in &mut e.frames {
+                f.in_app = classify(runtime, f, opts, true);
+                any |= f.in_app;
+                by_catalog |= f.in_app && matches_catalog(f, opts);
+            }
+        }
+        let catalog_given = !opts.source_roots.is_empty() || !opts.app_packages.is_empty();
+        if !any && catalog_given {
+            // The catalog matched nothing at all: it is probably stale, so fall back to
+            // the runtime heuristics rather than report no culprit.
+            for e in &mut draft.entries {
+                for f in &mut e.frames {
+                    f.in_app = classify(runtime, f, opts, false);
+                }
+            }
+        }
+        basis = Some(if by_catalog {
+            CulpritBasis::Catalog
+        } else {
+            CulpritBasis::Heuristic
+        });
     }
     let mut entries = draft.entries.into_iter();
     let top = entries.next().unwrap_or_else(|| Entry::new("", "", Relation::Cause));
@@ -186,6 +213,7 @@ pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions) -> ParsedTrace {
         causes,
         frames: top.frames,
         culprit: None,
+        culprit_basis: basis.unwrap_or_default(),
         fingerprint: String::new(),
         thread: draft.thread,
     };
@@ -201,14 +229,21 @@ pub(crate) fn finalize(mut draft: Draft, opts: &ParseOptions) -> ParsedTrace {
     trace
 }
 
-/// The innermost in-app frame of the root cause, else of the next exception out.
+/// The innermost in-app frame of the root cause, else of the next exception out. Within
+/// one exception, an in-app frame with a source line wins over one without (a generated
+/// proxy, a native method, a symbol without debug info): only a line can be fixed.
 fn culprit(trace: &ParsedTrace) -> Option<Frame> {
     let mut chain: Vec<&[Frame]> = vec![&trace.frames];
     chain.extend(trace.causes.iter().filter(|c| c.primary).map(|c| c.frames.as_slice()));
     chain
         .iter()
         .rev()
-        .find_map(|frames| frames.iter().find(|f| f.in_app))
+        .find_map(|frames| {
+            frames
+                .iter()
+                .find(|f| f.in_app && f.file.is_some() && f.line.is_some())
+                .or_else(|| frames.iter().find(|f| f.in_app))
+        })
         .cloned()
 }
 

@@ -18,7 +18,7 @@ use crate::text::{Line, compile};
 use crate::{Frame, MAX_CAUSES, Relation, Runtime};
 
 static FRAME_CALL: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^at\s+(?:async\s+)?(?:new\s+)?(?P<fn>.+?)\s+\((?P<loc>.*)\)$"));
+    LazyLock::new(|| compile(r"^at\s+(?:async\s+)?(?:new\s+)?(?P<fn>.+?(?:\s|\]))\s*\((?P<loc>.*)\)$"));
 static FRAME_BARE: LazyLock<Regex> =
     LazyLock::new(|| compile(r"^at\s+(?:async\s+)?(?P<loc>\S+:\d+:\d+|<anonymous>|native)$"));
 static LOC: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)$"));
@@ -51,6 +51,19 @@ fn parse_loc(loc: &str) -> Option<(Option<String>, Option<u32>, Option<u32>)> {
     None
 }
 
+/// Source files of other runtimes: a Rust backtrace's `at /rustc/…/mod.rs:104:5` or a
+/// Go file is not a V8 frame, however alike the line looks.
+const FOREIGN_EXTENSIONS: &[&str] = &[
+    "rs", "go", "py", "java", "kt", "scala", "rb", "cs", "c", "h", "cc", "cpp", "hpp", "s",
+];
+
+/// Whether the location's file belongs to another runtime.
+fn foreign_file(file: &str) -> bool {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| FOREIGN_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
 fn file_line_col(c: &regex::Captures<'_>) -> (Option<String>, Option<u32>, Option<u32>) {
     let file = c.name("file").map(|m| {
         let f = m.as_str();
@@ -73,10 +86,16 @@ fn parse_frame(t: &str) -> Option<Frame> {
     if let Some(c) = FRAME_CALL.captures(t) {
         let function = c.name("fn")?.as_str().trim().to_string();
         let (file, line, col) = parse_loc(c.name("loc")?.as_str())?;
+        if file.as_deref().is_some_and(foreign_file) {
+            return None;
+        }
         return Some(frame(function, None, file, line, col));
     }
     let c = FRAME_BARE.captures(t)?;
     let (file, line, col) = parse_loc(c.name("loc")?.as_str())?;
+    if file.as_deref().is_some_and(foreign_file) {
+        return None;
+    }
     Some(frame("<anonymous>", None, file, line, col))
 }
 

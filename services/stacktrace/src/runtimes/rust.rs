@@ -1,7 +1,8 @@
 //! Rust panics, backtraces and anyhow error reports.
 //!
 //! Forms: `thread 'name' panicked at file:line:col:` followed by the message (Rust
-//! 1.73+, also with the thread id `thread 'main' (12345)` of newer releases), the older
+//! 1.73+, also with the thread id `thread 'main' (12345)` of newer releases, and with the
+//! message joined onto the same line), the older
 //! `panicked at 'message', file:line:col` (also multi-line and without a column),
 //! `thread '<unnamed>'`, `note: run with RUST_BACKTRACE=1`, `stack backtrace:` with
 //! RUST_BACKTRACE=1 frames (`N: symbol` + `at file:line:col`) and RUST_BACKTRACE=full
@@ -21,7 +22,7 @@ use crate::{Frame, MAX_CAUSES, Relation, Runtime};
 
 static PANIC_NEW: LazyLock<Regex> = LazyLock::new(|| {
     compile(
-        r"^(?:thread '(?P<thread>[^']*)'(?: \(\d+\))? )?panicked at (?P<file>[^\s'][^:]*):(?P<line>\d+):(?P<col>\d+):$",
+        r"^(?:thread '(?P<thread>[^']*)'(?: \(\d+\))? )?panicked at (?P<file>[^\s'][^:]*):(?P<line>\d+):(?P<col>\d+):(?:\s+(?P<msg>\S.*))?$",
     )
 });
 static PANIC_OLD_START: LazyLock<Regex> =
@@ -38,6 +39,10 @@ static ANYHOW_ERROR: LazyLock<Regex> = LazyLock::new(|| compile(r"^Error: (?P<ms
 static CAUSE_ITEM: LazyLock<Regex> = LazyLock::new(|| compile(r"^(?:\d+:\s+)?(?P<msg>.+)$"));
 
 const MAX_MESSAGE_LINES: usize = 20;
+/// Stray lines tolerated between `stack backtrace:` and the first frame.
+const MAX_STRAY_BEFORE: usize = 8;
+/// Consecutive stray lines tolerated between two frames.
+const MAX_STRAY_BETWEEN: usize = 2;
 
 /// A backtrace frame's symbol split into module and function.
 fn symbol_frame(sym: &str) -> Frame {
@@ -74,8 +79,15 @@ fn read_backtrace(lines: &[Line]) -> Vec<Frame> {
         if t.starts_with("note: ") {
             break;
         }
+        // The process's own output interleaves with stderr: a few stray lines before the
+        // first frame or between frames do not end the backtrace.
         unknown += 1;
-        if unknown > 1 {
+        let limit = if frames.is_empty() {
+            MAX_STRAY_BEFORE
+        } else {
+            MAX_STRAY_BETWEEN
+        };
+        if unknown > limit {
             break;
         }
     }
@@ -103,7 +115,9 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             let file = c.name("file").map(|m| m.as_str().to_string()).unwrap_or_default();
             let line = c.name("line").and_then(|m| num(m.as_str()));
             let col = c.name("col").and_then(|m| num(m.as_str()));
-            let mut msg_lines: Vec<&str> = Vec::new();
+            // The message follows on the next lines; a log shipper that joined the lines
+            // leaves it on the location line itself.
+            let mut msg_lines: Vec<&str> = c.name("msg").map(|m| m.as_str().trim_end()).into_iter().collect();
             for m in lines.get(i + 1..).unwrap_or(&[]).iter().take(MAX_MESSAGE_LINES) {
                 let mt = m.trimmed();
                 if mt.starts_with("note: ") || BT_HEADER.is_match(mt) || m.prefixed || mt.starts_with("thread '") {
@@ -170,6 +184,23 @@ pub(crate) fn parse(lines: &[Line]) -> Option<Draft> {
             && let Some(d) = anyhow_draft(lines, i, c.name("msg").map(|m| m.as_str()).unwrap_or(""))
         {
             return Some(d);
+        }
+    }
+    // A backtrace whose panic line was lost (a truncated log, stderr split from stdout):
+    // the frames still say where it happened; the type stays empty.
+    if let Some(bt) = lines.iter().position(|l| BT_HEADER.is_match(l.trimmed())) {
+        let frames = read_backtrace(lines.get(bt + 1..).unwrap_or(&[]));
+        if !frames.is_empty() {
+            let mut e = Entry::new("", "", Relation::Cause);
+            for f in frames {
+                e.push(f);
+            }
+            return Some(Draft {
+                runtime: Runtime::Rust,
+                entries: vec![e],
+                thread: None,
+                bonus: 2,
+            });
         }
     }
     None
