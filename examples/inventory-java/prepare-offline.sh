@@ -23,7 +23,7 @@ agent="$SELFHEAL_M2/io/opentelemetry/javaagent/opentelemetry-javaagent/$AGENT_VE
 say() { echo "prepare-offline: $*" >&2; }
 
 command -v mvn >/dev/null || { say "mvn is missing (Debian package maven)"; exit 1; }
-command -v java >/dev/null || { say "java is missing (a JDK 17 or newer)"; exit 1; }
+command -v javac >/dev/null || { say "javac is missing: a JDK 17 or newer is needed (Debian: default-jdk-headless)"; exit 1; }
 mkdir -p "$SELFHEAL_M2"
 log="$(mktemp -t inventory-java-prepare.XXXXXX.log)"
 mvn_logged() {

@@ -24,7 +24,7 @@ use crate::languages::{Language, RegressionRequest, Site};
 use crate::sandbox::{Limits, ProcessSandbox, RunResult, Sandbox};
 
 /// The Maven local repository the example's prepare script fills.
-fn maven_repo() -> PathBuf {
+pub(super) fn maven_repo() -> PathBuf {
     let repo = std::env::var_os("SELFHEAL_M2")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -43,7 +43,7 @@ fn maven_repo() -> PathBuf {
     repo
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(super) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

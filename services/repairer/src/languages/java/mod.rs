@@ -6,7 +6,8 @@
 //! `$SELFHEAL_CACHE/m2`, else Maven's own `~/.m2/repository` (the sandbox sees the host's
 //! file system read-only, which is all an offline build needs). The repository is passed as
 //! `MAVEN_OPTS=-Dmaven.repo.local=…` in the suite's environment, so it also holds when the
-//! catalog names its own test command. Gradle runs as `gradle --offline test` (`./gradlew`
+//! catalog names its own test command. The repository must not live under `/tmp`: the
+//! sandbox mounts a private, empty `/tmp`. Gradle runs as `gradle --offline test` (`./gradlew`
 //! when the project has one).
 //!
 //! **Memory.** The sandbox limits address space (`ulimit -v`), and a JVM reserves far more
@@ -298,3 +299,6 @@ mod tests;
 
 #[cfg(test)]
 mod maven_tests;
+
+#[cfg(test)]
+mod flow_tests;
