@@ -24,7 +24,9 @@ command -v npm >/dev/null 2>&1 || { say "npm is not on PATH (needed by examples/
 
 # --- Go -----------------------------------------------------------------------------------
 export GOMODCACHE=$cache/go/mod
-mkdir -p "$GOMODCACHE"
+# The build cache the repairer's Go preparation hard-links into each sandbox copy.
+export GOCACHE=$cache/go/build
+mkdir -p "$GOMODCACHE" "$GOCACHE"
 (
   cd "$root/examples/inventory-go"
   # Online once: every module the build and its tests need (a no-op when all are cached).
@@ -50,5 +52,6 @@ fi
 (cd "$app" && node -e "require('@opentelemetry/sdk-node'); require('@opentelemetry/exporter-trace-otlp-http')")
 
 echo "export GOMODCACHE=$GOMODCACHE"
+echo "export GOCACHE=$GOCACHE"
 echo "export SELFHEAL_GOMODCACHE=$GOMODCACHE"
 echo "export SELFHEAL_NODE_MODULES=$app/node_modules"
