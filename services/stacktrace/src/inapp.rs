@@ -1,6 +1,13 @@
 //! Decides whether a frame is the service's own code ("in-app").
 //!
-//! The rule, in order:
+//! With the service's repository ([`crate::Project`]) the repository decides: a frame is
+//! in-app when its file exists in the repository or its package is one the build files
+//! name, plus the catalog's roots and packages outside library paths
+//! ([`classify_with_project`]). The rules below are the fallback without a repository (or
+//! when the repository claims no frame of the trace); their results are marked
+//! [`crate::CulpritBasis::Heuristic`].
+//!
+//! The fallback rule, in order:
 //! 1. A path that is clearly third-party or runtime code is never in-app: standard
 //!    library directories, `site-packages`/`dist-packages`, virtualenvs, `node_modules`,
 //!    `node:` internals, `vendor/`, Go's module cache and GOROOT, Cargo's registry and

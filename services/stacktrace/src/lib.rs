@@ -21,7 +21,15 @@
 //!   when there is none ([`ParsedTrace::root_cause`]).
 //! - The **culprit** is the innermost in-app frame of the root cause; when the root
 //!   cause has no in-app frame, the innermost in-app frame of the next exception out
-//!   along the chain, and so on.
+//!   along the chain, and so on. Within one exception an in-app frame with a source line
+//!   wins over one without (a generated proxy, a symbol without debug info).
+//! - **In-app** means the service's own code. With the service's repository
+//!   ([`parse_in_repo`], [`parse_with_project`]) the repository decides: files that exist
+//!   in it, packages and modules its build files name ([`Project`]); a dependency, the
+//!   runtime, the standard library or a test harness never is. Without one, heuristics
+//!   on paths and names decide, with lower confidence ([`ParsedTrace::culprit_basis`]).
+//!   How exact the culprit is on real traces is measured by [`eval`] on the crate's
+//!   `eval/` set (`selfheal trace eval`).
 //! - Strings the runtime does not print are empty (`function: ""` for a Python
 //!   `SyntaxError` location or a Rust panic location; `type: ""` for a truncated trace
 //!   whose header line is missing).
