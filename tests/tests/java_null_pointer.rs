@@ -124,6 +124,8 @@ impl Traffic {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet run green: needs the repairer's language flow (languages/mod.rs, flow.rs) on main; \
+            run with `cargo test -p selfheal-e2e --test java_null_pointer -- --ignored`"]
 async fn the_java_null_pointer_incident_is_healed_by_seven_processes() {
     require_broker().await;
     let m2 = maven_repo();
