@@ -26,8 +26,20 @@ use std::path::Path;
 use crate::repo::{RepoError, RepoFiles, WorkTree};
 use crate::{Frame, Runtime};
 
-/// Build files read at most (a monorepo's manifests; more are ignored).
-const MAX_BUILD_FILES: usize = 2000;
+/// Build files read at most (a monorepo's manifests; more are ignored). Reading one from a
+/// commit runs `git show`, so this also bounds the time a diagnosis spends here.
+const MAX_BUILD_FILES: usize = 300;
+
+/// Directories whose build files describe test inputs, not the service (a fixture's
+/// `package.json` naming `lodash` must not make lodash the service's own).
+const FIXTURE_DIRS: &[&str] = &[
+    "testdata",
+    "test-data",
+    "test_data",
+    "fixtures",
+    "__fixtures__",
+    "test-fixtures",
+];
 
 /// Repository directories that hold other people's code, even when committed.
 const FOREIGN_DIRS: &[&str] = &[
@@ -190,7 +202,10 @@ impl Project {
                 continue;
             }
             let Some(name) = comps.last().cloned() else { continue };
-            if is_build_file(&name) && build.len() < MAX_BUILD_FILES {
+            if is_build_file(&name)
+                && build.len() < MAX_BUILD_FILES
+                && !comps.iter().any(|c| FIXTURE_DIRS.contains(&c.as_str()))
+            {
                 build.push(path);
             }
             p.python_package_of(&comps);
