@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::git::Git;
-use crate::python::is_identifier;
+use crate::languages::python::syntax::is_identifier;
 use crate::stage::check_relative_path;
 
 /// The strategy (and first attempt name) of model-written candidates.

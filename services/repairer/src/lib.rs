@@ -1,8 +1,11 @@
 //! repairer: turns a localised diagnosis into a proven, policy-checked fix on a branch.
 //!
 //! `Diagnosis` in, exactly one `Patch` out ([`Repairer`] implements the core `Stage`):
-//! fix templates ([`templates`]) and fixes learned from earlier outcomes produce
-//! candidates; [`regression`] writes a test from the failing input seen in telemetry;
+//! the repair flow ([`flow`]) runs as named steps. Each programming language has one home
+//! behind the [`languages::Language`] trait (project detection, offline test suite, fix
+//! templates, regression tests); fix templates ([`templates`]) and fixes learned from
+//! earlier outcomes produce candidates; the language writes a regression test from the
+//! failing input seen in telemetry (or derived from the crash and the code);
 //! [`sandbox`] proves each candidate in an isolated copy (the test fails before, passes
 //! after, the suite passes); [`gate`] asks the patch policy; [`git`] commits the winner on
 //! `selfheal/<incident-id>` without touching the checked-out tree. Every failure ends in a
@@ -26,11 +29,11 @@
 //! ```
 
 pub mod agent;
+pub mod flow;
 pub mod gate;
 pub mod git;
+pub mod languages;
 pub mod pull_requests;
-pub mod python;
-pub mod regression;
 pub mod sandbox;
 pub mod stage;
 pub mod templates;
@@ -39,6 +42,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use agent::AgentSettings;
+pub use languages::{Language, Languages, Project};
 pub use pull_requests::{LocalPullRequests, PullRequest, PullRequests};
 pub use sandbox::{
     Isolation, Limits, NoSandbox, ProcessSandbox, RunResult, Sandbox, SandboxError, default_sandbox,

@@ -1,11 +1,10 @@
 //! The repairer stage: diagnosis in, one patch record out, whatever happens.
 //!
-//! For a localised diagnosis: candidates (the learned fix first, then every template that
-//! applies) → one regression test → per candidate, in a fresh sandboxed copy: the test must
-//! fail on the old code, pass on the new, and the whole suite must pass → the policy gate
-//! → a commit on `selfheal/<incident-id>` made in a temporary worktree. Every failure
-//! becomes a patch status with attempts that say why; nothing is dropped, nothing panics.
-//! A replayed diagnosis whose branch exists is answered from that branch.
+//! The flow itself (localise → candidates → regression test → validate → gate → commit) is
+//! in [`crate::flow`]; this module holds the repairer's parts, its configuration, the
+//! `Stage` implementation and the replay of a diagnosis whose branch exists (answered from
+//! that branch, nothing redone). Every failure becomes a patch status with attempts that
+//! say why; nothing is dropped, nothing panics.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,18 +13,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use selfheal_catalog::{Catalog, ServiceEntry};
 use selfheal_core::{RecordContext, Stage, StageError, now_ms};
-use selfheal_events::{
-    Diagnosis, DiagnosisStatus, Patch, PatchAttempt, PatchStatus, RegressionTest, RootCause, Validation,
-};
+use selfheal_events::{Diagnosis, Patch, PatchAttempt, PatchStatus, RegressionTest, Validation};
 use selfheal_governance::{PatchOrigin, PolicyEngine};
-use selfheal_llm::{IncidentLlm, LlmClient};
+use selfheal_llm::LlmClient;
 
-use crate::agent::{Agent, AgentInput, AgentSettings};
+use crate::agent::{Agent, AgentSettings};
 use crate::gate;
-use crate::git::{FileChange, Git, GitCli};
-use crate::pull_requests::{LocalPullRequests, PullRequest, PullRequests};
-use crate::regression;
-use crate::sandbox::{Isolation, Limits, ProcessSandbox, RunResult, Sandbox, SandboxError};
+use crate::git::{Git, GitCli};
+use crate::languages::{Languages, safe_chars};
+use crate::pull_requests::{LocalPullRequests, PullRequests};
+use crate::sandbox::Sandbox;
 use crate::templates::Registry;
 
 /// Plain configuration values of the repairer (the binary fills them from flags).
@@ -49,93 +46,17 @@ impl Default for RepairerConfig {
     }
 }
 
-/// One fix to try.
-#[derive(Debug, Clone)]
-struct Candidate {
-    /// The strategy recorded in the patch.
-    strategy: String,
-    /// The name of the attempt (`learned:<strategy>` for learned fixes).
-    attempt_name: String,
-    learned: bool,
-    /// Where it came from, for the policy gate.
-    origin: PatchOrigin,
-    /// The self-critique of a model-written candidate.
-    critique: Option<String>,
-    /// A model-written candidate's own one-line summary.
-    summary: Option<String>,
-    change: Change,
-}
-
-impl Candidate {
-    fn deterministic(strategy: &str, attempt_name: String, learned: bool, change: Change) -> Self {
-        Candidate {
-            strategy: strategy.to_string(),
-            attempt_name,
-            learned,
-            origin: if learned {
-                PatchOrigin::Learned
-            } else {
-                PatchOrigin::Template
-            },
-            critique: None,
-            summary: None,
-            change,
-        }
-    }
-
-    /// An attempt of this candidate, carrying its critique.
-    fn attempt(&self, result: &str, reason: String) -> PatchAttempt {
-        PatchAttempt {
-            critique: self.critique.clone(),
-            ..attempt(&self.attempt_name, result, reason)
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Change {
-    /// New content of one file.
-    Rewrite { path: String, content: String },
-    /// A unified diff remembered by the learning store.
-    Diff(String),
-    /// New contents of several files (a model's search/replace edits, applied).
-    Files(Vec<(String, String)>),
-}
-
-/// Where a fix goes: the service, its repository, the base commit, the branch, the culprit.
-#[derive(Clone, Copy)]
-struct Place<'a> {
-    entry: &'a ServiceEntry,
-    repo: &'a Path,
-    base: &'a str,
-    branch: &'a str,
-    root_cause: &'a RootCause,
-}
-
-/// A candidate that passed the sandbox.
-struct Validated {
-    validation: Validation,
-    diff: String,
-    files: Vec<FileChange>,
-}
-
-/// Why a candidate lost.
-struct Lost {
-    result: &'static str,
-    reason: String,
-    validation: Option<Validation>,
-}
-
 /// The repairer: builds, proves, gates and commits fixes.
 pub struct Repairer {
-    catalog: Catalog,
-    policy: PolicyEngine,
-    sandbox: Arc<dyn Sandbox>,
-    config: RepairerConfig,
-    templates: Registry,
-    git: Arc<dyn Git>,
-    pull_requests: Arc<dyn PullRequests>,
-    agent: Option<Agent>,
+    pub(crate) catalog: Catalog,
+    pub(crate) policy: PolicyEngine,
+    pub(crate) sandbox: Arc<dyn Sandbox>,
+    pub(crate) config: RepairerConfig,
+    pub(crate) templates: Registry,
+    pub(crate) languages: Languages,
+    pub(crate) git: Arc<dyn Git>,
+    pub(crate) pull_requests: Arc<dyn PullRequests>,
+    pub(crate) agent: Option<Agent>,
 }
 
 impl Repairer {
@@ -153,6 +74,7 @@ impl Repairer {
             sandbox,
             config,
             templates: Registry::builtin(),
+            languages: Languages::builtin(),
             git,
             pull_requests: Arc::new(LocalPullRequests),
             agent: None,
@@ -201,7 +123,7 @@ impl Repairer {
             timeline: diag.timeline.clone(),
             ..Patch::default()
         };
-        self.fill(&diag, &mut patch).await;
+        self.run_flow(&diag, &mut patch).await;
         if patch.llm.is_none()
             && let Some(spent) = &diag.llm
         {
@@ -219,667 +141,8 @@ impl Repairer {
         patch
     }
 
-    async fn fill(&self, diag: &Diagnosis, patch: &mut Patch) {
-        if diag.status != DiagnosisStatus::Localized {
-            patch.status = PatchStatus::NotLocalized;
-            patch.summary = format!(
-                "nothing attempted: the diagnosis is {:?}: {}",
-                diag.status,
-                bounded(&diag.summary, 300)
-            );
-            return;
-        }
-        let Some(root_cause) = diag.root_cause.clone() else {
-            patch.status = PatchStatus::NotLocalized;
-            patch.summary = "nothing attempted: the diagnosis names no root cause".into();
-            return;
-        };
-        let Some(entry) = self.catalog.service(&diag.service) else {
-            patch.summary = format!("service `{}` is not in the catalog", bounded(&diag.service, 100));
-            return;
-        };
-        let repo = entry.repository.clone();
-        patch.repository = Some(repo.display().to_string());
-        if let Err(why) = check_incident_id(&diag.incident_id) {
-            patch.summary = why;
-            return;
-        }
-        if let Err(why) = check_relative_path(&root_cause.file) {
-            patch.summary = why;
-            return;
-        }
-        if let Err(err) = std::fs::create_dir_all(&self.config.work_dir) {
-            patch.summary = format!("cannot create work dir {}: {err}", self.config.work_dir.display());
-            return;
-        }
-        let branch = format!("selfheal/{}", diag.incident_id);
-        match self.git.resolve_commit(&repo, &format!("refs/heads/{branch}")).await {
-            Ok(Some(commit)) => return self.replay(entry, &branch, &commit, patch).await,
-            Ok(None) => {}
-            Err(err) => {
-                patch.summary = format!("cannot read repository {}: {err}", repo.display());
-                return;
-            }
-        }
-        let base = match self.base_commit(&repo, diag).await {
-            Ok(base) => base,
-            Err(why) => {
-                patch.summary = why;
-                return;
-            }
-        };
-        patch.base_commit = Some(base.clone());
-        let source = match self.git.show_file(&repo, &base, &root_cause.file).await {
-            Ok(source) => source,
-            Err(err) => {
-                patch.summary = format!("cannot read {} at {}: {err}", root_cause.file, short(&base));
-                return;
-            }
-        };
-
-        let candidates = self.candidates(diag, &root_cause, &source, &mut patch.attempts);
-        let place = Place {
-            entry,
-            repo: &repo,
-            base: &base,
-            branch: &branch,
-            root_cause: &root_cause,
-        };
-        if candidates.is_empty() {
-            patch.status = PatchStatus::NoFixFound;
-            patch.summary = format!(
-                "no template or learned fix applies to {}:{}",
-                root_cause.file, root_cause.line
-            );
-        } else if self.prove(&place, diag, &source, &candidates, patch).await {
-            return;
-        }
-        self.ask_model(&place, diag, &source, patch).await;
-    }
-
-    /// Proves the deterministic candidates in order; the first proven one goes to the gate.
-    /// `true` when that decided the patch (proven, or the sandbox refused to run), `false`
-    /// when none was proven (the status says so and a model may still try).
-    async fn prove(
-        &self,
-        place: &Place<'_>,
-        diag: &Diagnosis,
-        source: &str,
-        candidates: &[Candidate],
-        patch: &mut Patch,
-    ) -> bool {
-        let Place {
-            entry,
-            repo,
-            base,
-            root_cause,
-            ..
-        } = *place;
-        let test = match regression::build(diag, root_cause, source, &entry.source_root) {
-            Ok(mut test) => {
-                if self.git.show_file(repo, base, &test.file).await.is_ok() {
-                    test.file = regression::full_test_file_path(&diag.incident_id);
-                }
-                test
-            }
-            Err(err) => {
-                for c in candidates {
-                    patch.attempts.push(c.attempt("no-regression-test", err.to_string()));
-                }
-                patch.status = PatchStatus::ValidationFailed;
-                patch.summary = format!("no candidate could be proven: {err}");
-                return false;
-            }
-        };
-        patch.regression_test = Some(test.clone());
-
-        let mut last_failure = None;
-        for candidate in candidates {
-            match self.validate(entry, repo, base, root_cause, &test, candidate).await {
-                Ok(validated) => {
-                    self.gate_and_commit(place, candidate, validated, patch).await;
-                    return true;
-                }
-                Err(Ok(lost)) => {
-                    patch.attempts.push(PatchAttempt {
-                        validation: lost.validation.clone(),
-                        ..candidate.attempt(lost.result, lost.reason.clone())
-                    });
-                    if lost.validation.is_some() {
-                        patch.validation = lost.validation;
-                    }
-                    last_failure = Some(lost.reason);
-                }
-                Err(Err(err)) => {
-                    patch.attempts.push(candidate.attempt("error", err.to_string()));
-                    patch.summary = format!("refusing to validate: {err}");
-                    return true;
-                }
-            }
-        }
-        patch.status = PatchStatus::ValidationFailed;
-        patch.summary = format!(
-            "no candidate was proven in the sandbox: {}",
-            last_failure.unwrap_or_default()
-        );
-        false
-    }
-
-    /// The model's turn, when one is configured: its candidate, once the self-critique
-    /// accepted it, goes through the same sandbox and gate as a template fix. Whatever the
-    /// model does, the patch keeps what the deterministic path found plus the attempts and
-    /// the incident's model report; a candidate that is not proven and allowed leaves no branch.
-    async fn ask_model(&self, place: &Place<'_>, diag: &Diagnosis, source: &str, patch: &mut Patch) {
-        let Some(agent) = &self.agent else { return };
-        let Place {
-            entry,
-            repo,
-            base,
-            root_cause,
-            ..
-        } = *place;
-        let mut llm = IncidentLlm::start(agent.client(), diag.llm.as_ref());
-        let mut test_file = regression::test_file_path(&diag.incident_id);
-        if self.git.show_file(repo, base, &test_file).await.is_ok() {
-            test_file = regression::full_test_file_path(&diag.incident_id);
-        }
-        let input = AgentInput {
-            diag,
-            root_cause,
-            entry,
-            source,
-            base,
-            test_file,
-            test_command: self.test_command(entry),
-        };
-        let proposal = agent.propose(&input, self.git.as_ref(), repo, &mut llm).await;
-        patch.attempts.extend(proposal.attempts);
-        let earlier = patch.summary.clone();
-        match proposal.accepted {
-            None => {
-                let why = patch
-                    .attempts
-                    .iter()
-                    .rev()
-                    .find(|a| a.strategy.starts_with(crate::agent::STRATEGY))
-                    .map(|a| format!("{}: {}", a.result, bounded(&a.reason, 200)))
-                    .unwrap_or_else(|| "no answer".into());
-                patch.summary = format!("{earlier}; the model's fix was not tested ({why})");
-            }
-            Some(model) => {
-                let candidate = Candidate {
-                    strategy: crate::agent::STRATEGY.to_string(),
-                    attempt_name: model.name.clone(),
-                    learned: false,
-                    origin: PatchOrigin::Llm,
-                    critique: Some(model.critique.clone()),
-                    summary: Some(model.summary.clone()),
-                    change: Change::Files(model.files.clone()),
-                };
-                match self
-                    .validate(entry, repo, base, root_cause, &model.test, &candidate)
-                    .await
-                {
-                    Ok(validated) => {
-                        patch.regression_test = Some(model.test.clone());
-                        self.gate_and_commit(place, &candidate, validated, patch).await;
-                    }
-                    Err(Ok(lost)) => {
-                        patch.attempts.push(PatchAttempt {
-                            diff: Some(model.diff.clone()),
-                            validation: lost.validation.clone(),
-                            ..candidate.attempt(lost.result, lost.reason.clone())
-                        });
-                        if lost.validation.is_some() {
-                            patch.validation = lost.validation;
-                        }
-                        patch.status = PatchStatus::ValidationFailed;
-                        patch.summary = format!(
-                            "{earlier}; the model-written fix was not proven in the sandbox: {}",
-                            lost.reason
-                        );
-                    }
-                    Err(Err(err)) => {
-                        patch.attempts.push(PatchAttempt {
-                            diff: Some(model.diff.clone()),
-                            ..candidate.attempt("error", err.to_string())
-                        });
-                        patch.summary = format!("{earlier}; refusing to validate the model-written fix: {err}");
-                    }
-                }
-            }
-        }
-        patch.llm = Some(llm.report());
-    }
-
-    /// The diagnosis's commit when the repository has it, else HEAD.
-    async fn base_commit(&self, repo: &Path, diag: &Diagnosis) -> Result<String, String> {
-        if let Some(commit) = diag.commit.as_deref()
-            && let Ok(Some(found)) = self.git.resolve_commit(repo, commit).await
-        {
-            return Ok(found);
-        }
-        match self.git.resolve_commit(repo, "HEAD").await {
-            Ok(Some(head)) => Ok(head),
-            Ok(None) => Err(format!("repository {} has no commit", repo.display())),
-            Err(err) => Err(format!("cannot read repository {}: {err}", repo.display())),
-        }
-    }
-
-    /// The learned fix first, then every template that applies.
-    fn candidates(
-        &self,
-        diag: &Diagnosis,
-        root_cause: &RootCause,
-        source: &str,
-        attempts: &mut Vec<PatchAttempt>,
-    ) -> Vec<Candidate> {
-        let mut out = Vec::new();
-        let mut learned_template = None;
-        if let Some(best) = diag.known_fixes.first() {
-            let name = format!("learned:{}", best.strategy);
-            match self.templates.get(&best.strategy) {
-                Some(template) if template.applies(diag) => {
-                    learned_template = Some(template.id());
-                    match template.apply(source, root_cause) {
-                        Ok(content) => out.push(Candidate::deterministic(
-                            template.id(),
-                            name,
-                            true,
-                            Change::Rewrite {
-                                path: root_cause.file.clone(),
-                                content,
-                            },
-                        )),
-                        Err(err) => attempts.push(attempt(&name, "not-applicable", err.to_string())),
-                    }
-                }
-                _ => match best.last_diff.as_deref().filter(|d| !d.trim().is_empty()) {
-                    Some(diff) => out.push(Candidate::deterministic(
-                        &best.strategy,
-                        name,
-                        true,
-                        Change::Diff(diff.to_string()),
-                    )),
-                    None => attempts.push(attempt(
-                        &name,
-                        "not-applicable",
-                        "the learned strategy is no template that applies here and carries no diff".into(),
-                    )),
-                },
-            }
-        }
-        for template in self.templates.iter() {
-            if Some(template.id()) == learned_template {
-                continue; // already tried first, as the learned fix
-            }
-            if !template.applies(diag) {
-                attempts.push(attempt(
-                    template.id(),
-                    "not-applicable",
-                    "the diagnosis is not the kind of failure this template fixes".into(),
-                ));
-                continue;
-            }
-            match template.apply(source, root_cause) {
-                Ok(content) => out.push(Candidate::deterministic(
-                    template.id(),
-                    template.id().to_string(),
-                    false,
-                    Change::Rewrite {
-                        path: root_cause.file.clone(),
-                        content,
-                    },
-                )),
-                Err(err) => attempts.push(attempt(template.id(), "not-applicable", err.to_string())),
-            }
-        }
-        out
-    }
-
-    /// The catalog's test command with the configured python in place of `python3`/`python`.
-    fn test_command(&self, entry: &ServiceEntry) -> Vec<String> {
-        let mut command = entry.test_command.clone();
-        if let (Some(python), Some(first)) = (&self.config.python, command.first_mut())
-            && (first == "python3" || first == "python")
-        {
-            *first = python.clone();
-        }
-        command
-    }
-
-    fn limits(entry: &ServiceEntry) -> Limits {
-        Limits {
-            timeout: entry.test_timeout,
-            memory_mb: entry.test_memory_mb,
-            env: entry.extra_env.clone(),
-        }
-    }
-
-    async fn run(&self, dir: &Path, command: &[String], limits: &Limits) -> Result<RunResult, SandboxError> {
-        match self.sandbox.run(dir, command, limits.clone()).await {
-            Err(SandboxError::Unavailable(why)) if self.config.allow_unsandboxed => {
-                tracing::warn!(%why, "running tests WITHOUT a sandbox (--allow-unsandboxed)");
-                ProcessSandbox::new(Isolation::Unsandboxed)
-                    .run(dir, command, limits.clone())
-                    .await
-            }
-            other => other,
-        }
-    }
-
-    fn describe(&self, limits: &Limits) -> String {
-        let described = self.sandbox.describe(limits);
-        if self.config.allow_unsandboxed && described.starts_with("none") {
-            ProcessSandbox::new(Isolation::Unsandboxed).describe(limits)
-        } else {
-            described
-        }
-    }
-
-    /// The three sandbox runs for one candidate; `Err(Ok)` lost, `Err(Err)` could not run.
-    async fn validate(
-        &self,
-        entry: &ServiceEntry,
-        repo: &Path,
-        base: &str,
-        root_cause: &RootCause,
-        test: &RegressionTest,
-        candidate: &Candidate,
-    ) -> Result<Validated, Result<Lost, SandboxError>> {
-        let lost = |result, reason: String, validation| {
-            Err(Ok(Lost {
-                result,
-                reason,
-                validation,
-            }))
-        };
-        let holder = match tempfile::Builder::new()
-            .prefix("selfheal-sandbox-")
-            .tempdir_in(&self.config.work_dir)
-        {
-            Ok(holder) => holder,
-            Err(err) => return lost("error", format!("cannot make a sandbox copy: {err}"), None),
-        };
-        // `clean` is a clone the sandbox never sees: the fix is applied, diffed and read
-        // there. The sandbox gets `boxed`, an export without `.git`, so tests can neither
-        // tamper with the committed files nor plant git configuration that a later git
-        // command outside the sandbox would obey.
-        let clean = holder.path().join("clean");
-        let boxed = holder.path().join("box");
-        if let Err(err) = self.git.copy_at(repo, base, &clean).await {
-            return lost("error", format!("cannot copy the repository: {err}"), None);
-        }
-        if let Err(err) = self.git.export(&clean, &boxed).await {
-            return lost("error", format!("cannot export the repository: {err}"), None);
-        }
-        for dir in [&clean, &boxed] {
-            if let Err(err) = write_file(dir, &test.file, test.code.as_bytes()) {
-                return lost("error", format!("cannot write the regression test: {err}"), None);
-            }
-        }
-        let command = self.test_command(entry);
-        let limits = Self::limits(entry);
-        let timeout = fmt_secs(limits.timeout);
-        let mut only_test = command.clone();
-        only_test.push(test.file.clone());
-        let mut validation = Validation {
-            sandbox: self.describe(&limits),
-            ..Validation::default()
-        };
-
-        // 1. The regression test must fail on the old code, with the incident's exception.
-        let before = self.run(&boxed, &only_test, &limits).await.map_err(Err)?;
-        validation.duration_ms = ms(before.duration);
-        validation.output_tail = before.output_tail.clone();
-        let exception = root_cause.exception_type.rsplit('.').next().unwrap_or_default();
-        if before.timed_out {
-            return lost(
-                "timed-out",
-                format!("regression test timed out after {timeout} on the unpatched code"),
-                Some(validation),
-            );
-        }
-        validation.failed_before =
-            !before.succeeded() && (exception.is_empty() || before.output_tail.contains(exception));
-        if !validation.failed_before {
-            let why = if before.succeeded() {
-                "the regression test passed on the unpatched code: it does not reproduce the incident".to_string()
-            } else {
-                format!(
-                    "the regression test failed on the unpatched code, but not with {exception} (exit {:?})",
-                    before.exit_code
-                )
-            };
-            return lost("failed-before-missing", why, Some(validation));
-        }
-
-        // 2. Apply the fix; the regression test must pass.
-        let mut paths = match &candidate.change {
-            Change::Rewrite { path, content } => match write_file(&clean, path, content.as_bytes()) {
-                Ok(()) => vec![path.clone()],
-                Err(err) => return lost("error", format!("cannot write {path}: {err}"), Some(validation)),
-            },
-            Change::Diff(diff) => match self.git.apply(&clean, diff).await {
-                Ok(paths) => paths,
-                Err(err) => {
-                    return lost(
-                        "does-not-apply",
-                        format!("the learned diff does not apply: {err}"),
-                        Some(validation),
-                    );
-                }
-            },
-            Change::Files(files) => {
-                let mut paths = Vec::new();
-                for (path, content) in files {
-                    if let Err(why) = check_relative_path(path) {
-                        return lost("error", why, Some(validation));
-                    }
-                    if let Err(err) = write_file(&clean, path, content.as_bytes()) {
-                        return lost("error", format!("cannot write {path}: {err}"), Some(validation));
-                    }
-                    paths.push(path.clone());
-                }
-                paths
-            }
-        };
-        for path in &paths {
-            if let Err(why) = check_relative_path(path) {
-                return lost("error", why, Some(validation));
-            }
-            if let Err(err) = sync_file(&clean, &boxed, path) {
-                return lost(
-                    "error",
-                    format!("cannot copy {path} into the sandbox: {err}"),
-                    Some(validation),
-                );
-            }
-        }
-        let after = self.run(&boxed, &only_test, &limits).await.map_err(Err)?;
-        validation.duration_ms += ms(after.duration);
-        validation.output_tail = after.output_tail.clone();
-        validation.passed_after = after.succeeded();
-        if after.timed_out {
-            return lost(
-                "timed-out",
-                format!("regression test timed out after {timeout} on the patched code"),
-                Some(validation),
-            );
-        }
-        if !validation.passed_after {
-            return lost(
-                "still-failing",
-                format!(
-                    "the regression test still fails with the fix (exit {:?})",
-                    after.exit_code
-                ),
-                Some(validation),
-            );
-        }
-
-        // 3. The whole suite must pass.
-        let suite = self.run(&boxed, &command, &limits).await.map_err(Err)?;
-        validation.duration_ms += ms(suite.duration);
-        validation.output_tail = suite.output_tail.clone();
-        validation.suite_passed = suite.succeeded();
-        if let Some(summary) = suite.summary {
-            validation.tests_run = i32::try_from(summary.tests_run()).unwrap_or(i32::MAX);
-            validation.tests_failed = i32::try_from(summary.tests_failed()).unwrap_or(i32::MAX);
-        }
-        if suite.timed_out {
-            return lost(
-                "timed-out",
-                format!("the test suite timed out after {timeout}"),
-                Some(validation),
-            );
-        }
-        if !validation.suite_passed {
-            return lost(
-                "suite-failed",
-                format!(
-                    "the test suite fails with the fix: {} of {} tests failed (exit {:?})",
-                    validation.tests_failed, validation.tests_run, suite.exit_code
-                ),
-                Some(validation),
-            );
-        }
-
-        if !paths.contains(&test.file) {
-            paths.push(test.file.clone());
-        }
-        let diff = match self.git.staged_diff(&clean, &paths).await {
-            Ok(diff) => diff,
-            Err(err) => return lost("error", format!("cannot diff the fix: {err}"), Some(validation)),
-        };
-        let mut files = Vec::new();
-        for path in &paths {
-            match std::fs::read(clean.join(path)) {
-                Ok(content) => files.push(FileChange {
-                    path: path.clone(),
-                    content,
-                }),
-                Err(err) => return lost("error", format!("cannot read {path}: {err}"), Some(validation)),
-            }
-        }
-        Ok(Validated {
-            validation,
-            diff,
-            files,
-        })
-    }
-
-    async fn gate_and_commit(&self, place: &Place<'_>, candidate: &Candidate, validated: Validated, patch: &mut Patch) {
-        let Place {
-            entry,
-            base,
-            branch,
-            root_cause,
-            ..
-        } = *place;
-        let Validated {
-            validation,
-            diff,
-            files,
-        } = validated;
-        let proven = selfheal_governance::Validation {
-            failed_before: validation.failed_before,
-            passed_after: validation.passed_after,
-            suite_passed: validation.suite_passed,
-        };
-        let verdict = gate::evaluate(
-            &self.policy,
-            entry,
-            &diff,
-            &candidate.strategy,
-            candidate.origin,
-            proven,
-        );
-        patch.strategy = Some(candidate.strategy.clone());
-        patch.learned = candidate.learned;
-        patch.files_changed = files.iter().map(|f| f.path.clone()).collect();
-        patch.diff = diff.clone();
-        patch.validation = Some(validation.clone());
-        patch.policy = Some(verdict.clone());
-        let what = summary_of(root_cause, candidate);
-        let proven_attempt = |result: &str, reason: String| PatchAttempt {
-            diff: Some(diff.clone()),
-            validation: Some(validation.clone()),
-            policy: Some(verdict.clone()),
-            ..candidate.attempt(result, reason)
-        };
-        if !verdict.allowed {
-            patch.attempts.push(proven_attempt(
-                "policy-denied",
-                format!("validated, but denied by policy: {}", verdict.violations.join("; ")),
-            ));
-            patch.status = PatchStatus::PolicyDenied;
-            patch.summary = format!(
-                "{what}: validated but denied by policy ({} violations); no branch created",
-                verdict.violations.len()
-            );
-            return;
-        }
-
-        let message = commit_message(patch, &what, &validation);
-        let commit = match self
-            .git
-            .commit_branch(&entry.repository, base, branch, &files, &message)
-            .await
-        {
-            Ok(commit) => commit,
-            Err(err) => {
-                // A concurrent replay may have created the branch meanwhile: answer from it.
-                if let Ok(Some(existing)) = self
-                    .git
-                    .resolve_commit(&entry.repository, &format!("refs/heads/{branch}"))
-                    .await
-                {
-                    patch.attempts.clear();
-                    return self.replay(entry, branch, &existing, patch).await;
-                }
-                patch
-                    .attempts
-                    .push(proven_attempt("error", format!("commit failed: {err}")));
-                patch.status = PatchStatus::Error;
-                patch.summary = format!("{what}: validated and allowed, but the commit failed: {err}");
-                return;
-            }
-        };
-        match self.git.diff(&entry.repository, base, &commit).await {
-            Ok(diff) => patch.diff = diff,
-            Err(err) => tracing::warn!(%err, "cannot diff the commit; keeping the sandbox diff"),
-        }
-        patch.attempts.push(proven_attempt(
-            "selected",
-            format!(
-                "regression test failed before and passed after; suite passed ({} tests){}",
-                validation.tests_run,
-                if candidate.learned {
-                    "; learned fix tried first"
-                } else {
-                    ""
-                }
-            ),
-        ));
-        patch.branch = Some(branch.to_string());
-        patch.commit = Some(commit.clone());
-        patch.status = PatchStatus::Proposed;
-        patch.summary = what.clone();
-        let pr = PullRequest {
-            repository: entry.repository.display().to_string(),
-            branch: branch.to_string(),
-            base_commit: base.to_string(),
-            title: format!("selfheal: {what}"),
-            body: message,
-        };
-        if let Err(err) = self.pull_requests.open(&entry.repository, &pr).await {
-            patch.attempts.push(attempt("pull-request", "error", err.to_string()));
-        }
-    }
-
     /// The patch of an existing `selfheal/<incident-id>` branch: a replay does no work twice.
-    async fn replay(&self, entry: &ServiceEntry, branch: &str, commit: &str, patch: &mut Patch) {
+    pub(crate) async fn replay(&self, entry: &ServiceEntry, branch: &str, commit: &str, patch: &mut Patch) {
         let repo = &entry.repository;
         let rebuilt = async {
             let base = self.git.parent(repo, commit).await?;
@@ -986,7 +249,7 @@ impl Stage for Repairer {
     }
 }
 
-fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
+pub(crate) fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
     PatchAttempt {
         strategy: strategy.to_string(),
         result: result.to_string(),
@@ -995,33 +258,7 @@ fn attempt(strategy: &str, result: &str, reason: String) -> PatchAttempt {
     }
 }
 
-/// One line for a person about what the fix does.
-fn summary_of(root_cause: &RootCause, candidate: &Candidate) -> String {
-    if let Some(summary) = &candidate.summary {
-        return format!(
-            "model-written fix (accepted by the self-critique): {summary} in {} ({}:{})",
-            root_cause.function, root_cause.file, root_cause.line
-        );
-    }
-    let learned = if candidate.learned {
-        " (learned fix tried first)"
-    } else {
-        ""
-    };
-    format!(
-        "{} in {} ({}:{}){learned}",
-        if candidate.strategy == crate::templates::ZERO_DIVISION_GUARD {
-            "guard the divisor"
-        } else {
-            "apply the learned fix"
-        },
-        root_cause.function,
-        root_cause.file,
-        root_cause.line
-    )
-}
-
-fn commit_message(patch: &Patch, what: &str, v: &Validation) -> String {
+pub(crate) fn commit_message(patch: &Patch, what: &str, v: &Validation) -> String {
     let test = patch
         .regression_test
         .as_ref()
@@ -1045,7 +282,7 @@ fn commit_message(patch: &Patch, what: &str, v: &Validation) -> String {
         v.tests_failed,
         v.duration_ms,
         id = patch.incident_id,
-        fp = regression::safe_chars(&patch.fingerprint),
+        fp = safe_chars(&patch.fingerprint),
         strategy = patch.strategy.as_deref().unwrap_or_default(),
         learned = patch.learned,
         sandbox = v.sandbox,
@@ -1072,7 +309,7 @@ fn changed_files(diff: &str) -> Vec<String> {
 }
 
 /// Branch names come from incident ids: only characters git and shells take literally.
-fn check_incident_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_incident_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -1109,7 +346,7 @@ pub(crate) fn check_relative_path(path: &str) -> Result<(), String> {
     }
 }
 
-fn write_file(root: &Path, path: &str, content: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_file(root: &Path, path: &str, content: &[u8]) -> std::io::Result<()> {
     let target = root.join(path);
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
@@ -1118,7 +355,7 @@ fn write_file(root: &Path, path: &str, content: &[u8]) -> std::io::Result<()> {
 }
 
 /// Makes `path` in `to` what it is in `from` (written, or removed when `from` lacks it).
-fn sync_file(from: &Path, to: &Path, path: &str) -> std::io::Result<()> {
+pub(crate) fn sync_file(from: &Path, to: &Path, path: &str) -> std::io::Result<()> {
     match std::fs::read(from.join(path)) {
         Ok(content) => write_file(to, path, &content),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => match std::fs::remove_file(to.join(path)) {
@@ -1129,7 +366,7 @@ fn sync_file(from: &Path, to: &Path, path: &str) -> std::io::Result<()> {
     }
 }
 
-fn bounded(text: &str, max: usize) -> String {
+pub(crate) fn bounded(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {
@@ -1138,14 +375,14 @@ fn bounded(text: &str, max: usize) -> String {
     }
 }
 
-fn short(commit: &str) -> &str {
+pub(crate) fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
-fn ms(duration: Duration) -> i64 {
+pub(crate) fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn fmt_secs(duration: Duration) -> String {
+pub(crate) fn fmt_secs(duration: Duration) -> String {
     format!("{}s", duration.as_secs())
 }

@@ -113,12 +113,12 @@ async fn a_good_model_patch_is_critiqued_proven_and_committed() {
     assert!(v.failed_before && v.passed_after && v.suite_passed, "{v:?}");
     assert!(patch.policy.as_ref().unwrap().allowed);
 
-    // The deterministic path tried first and found nothing; the model's attempt won.
+    // The deterministic path found no candidate (the zero-division template does not apply
+    // to a KeyError); the model's attempt won.
     assert!(
-        patch
-            .attempts
-            .iter()
-            .any(|a| a.strategy == "python.zero-division-guard" && a.result == "not-applicable")
+        !patch.attempts.iter().any(|a| a.strategy.starts_with("python.")),
+        "{:#?}",
+        patch.attempts
     );
     let selected = patch.attempts.last().unwrap();
     assert_eq!(

@@ -14,8 +14,8 @@ use selfheal_llm::{ChatRequest, Redactor};
 use serde_json::{Value, json};
 
 use super::{AgentInput, AgentSettings, MAX_EXPLANATION_CHARS, MAX_SUMMARY_CHARS, ModelPatch, bounded};
-use crate::python::{is_dotted_name, is_identifier};
-use crate::regression::safe_chars;
+use crate::languages::python::syntax::{is_dotted_name, is_identifier};
+use crate::languages::safe_chars;
 
 /// Generated tokens allowed for a candidate (edits plus a test).
 const PATCH_MAX_TOKENS: u32 = 1_500;

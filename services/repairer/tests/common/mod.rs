@@ -11,7 +11,8 @@ use std::time::Duration;
 use selfheal_catalog::{Catalog, ServiceEntry};
 use selfheal_events::{Diagnosis, ExceptionInfo, Hypothesis, HypothesisSource, RootCause};
 use selfheal_governance::PolicyEngine;
-use selfheal_repairer::{ProcessSandbox, Repairer, RepairerConfig, Sandbox};
+use selfheal_repairer::languages::python::templates::PythonZeroDivisionGuard;
+use selfheal_repairer::{ProcessSandbox, Registry, Repairer, RepairerConfig, Sandbox};
 
 /// The venv python with pytest: CI runs scripts/python-env.sh and exports SELFHEAL_PYTHON.
 pub fn python() -> String {
@@ -104,6 +105,10 @@ pub fn repairer(repo: &Path, work: &Path) -> Repairer {
             work_dir: work.to_path_buf(),
         },
     )
+    // The model path is exercised on the pricing-api KeyError; the key-guard template would
+    // fix that one deterministically (see languages/python/tests.rs), so only the
+    // zero-division template is kept here.
+    .with_templates(Registry::new(vec![Box::new(PythonZeroDivisionGuard)]))
 }
 
 /// `selfheal/*` branches of the repository.
@@ -116,7 +121,7 @@ pub fn branches(repo: &Path) -> Vec<String> {
 }
 
 /// POST /convert with an unknown currency: `to_usd` raises KeyError at pricing_logic.py:23.
-/// No template covers it. `message` is the exception message (client-controlled text).
+/// No template of [`repairer`] covers it. `message` is the exception message (client-controlled text).
 pub fn key_error_diagnosis(repo: &Path, message: &str, currency: &str) -> Diagnosis {
     let mut d = selfheal_events::examples::diagnosis();
     d.incident_id = "0193b000-1111-7222-8333-944455556666".into();

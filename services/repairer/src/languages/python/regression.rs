@@ -26,41 +26,11 @@ use std::collections::HashMap;
 
 use selfheal_events::{Diagnosis, RegressionTest, RootCause};
 
-use crate::python::{Param, indent_of, is_identifier, number_literal, parse_def, parse_params};
-use crate::templates::{LineShape, analyze_line};
-
-/// Why no regression test could be written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot write a regression test: {0}")]
-pub struct RegressionError(pub String);
-
-fn refuse(why: impl Into<String>) -> RegressionError {
-    RegressionError(why.into())
-}
-
-/// The repository-relative path of the regression test for an incident.
-pub fn test_file_path(incident_id: &str) -> String {
-    let short: String = safe_chars(incident_id).chars().take(8).collect();
-    format!("tests/test_selfheal_{short}.py")
-}
-
-/// The longer path used when the short one already exists at the base commit (UUIDv7 ids
-/// of incidents opened within the same minute share their first 8 characters).
-pub fn full_test_file_path(incident_id: &str) -> String {
-    let id: String = safe_chars(incident_id)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("tests/test_selfheal_{id}.py")
-}
-
-/// Keeps `[A-Za-z0-9_.-]`, at most 80 characters: for ids and fingerprints shown in docstrings.
-pub(crate) fn safe_chars(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(80)
-        .collect()
-}
+use super::syntax::{Param, indent_of, is_dotted_name, is_identifier, number_literal, parse_def, parse_params};
+use super::templates::{LineShape, ZERO_DIVISION_GUARD, analyze_line};
+use crate::languages::{
+    Expectation, Project, RegressionError, RegressionRequest, Site, TemplateFix, id_token, refuse, safe_chars,
+};
 
 /// The module path of `file` (repository-relative) and the directory to put on `sys.path`
 /// for it, relative to the repository root.
@@ -92,7 +62,7 @@ fn module_of(file: &str, source_root: &str) -> Result<(String, String), Regressi
 }
 
 /// The function that holds the culprit line: its def line index and parameters.
-fn enclosing_function(lines: &[&str], index: usize, function: &str) -> Result<Vec<Param>, RegressionError> {
+pub(crate) fn enclosing_function(lines: &[&str], index: usize, function: &str) -> Result<Vec<Param>, RegressionError> {
     let culprit_indent = indent_of(lines[index]).len();
     let mut def_at = None;
     for i in (0..=index).rev() {
@@ -211,13 +181,13 @@ fn render_call(function: &str, args: &[(Param, Option<String>)]) -> Result<Strin
     Ok(format!("{function}({})", rendered.join(", ")))
 }
 
-/// Writes the regression test for a localised zero-division incident.
-pub fn build(
+/// The test module for a localised zero-division incident.
+fn zero_division_test(
     diag: &Diagnosis,
     root_cause: &RootCause,
     source: &str,
     source_root: &str,
-) -> Result<RegressionTest, RegressionError> {
+) -> Result<TestModule, RegressionError> {
     let function = root_cause.function.as_str();
     if !is_identifier(function) {
         return Err(refuse(format!("`{function}` is not a plain function name")));
@@ -279,58 +249,276 @@ pub fn build(
         .collect();
     let normal_call = render_call(function, &normal_args)?;
 
-    let exception = if crate::python::is_dotted_name(&root_cause.exception_type) {
+    let exception = exception_name(root_cause);
+    let divisor_name = division.divisor.as_str();
+    let mut tests = Vec::new();
+    match (&numerator_literal, returns) {
+        (Some(expected), true) => tests.push(TestCase::new(
+            format!("test_{function}_zero_{divisor_name}"),
+            format!(
+                "# With a zero divisor the fixed function returns the numerator.\nassert {failing_call} == {expected}\n"
+            ),
+        )),
+        _ => tests.push(TestCase::new(
+            format!("test_{function}_zero_{divisor_name}"),
+            format!("# The failing call must complete without {exception}.\n{failing_call}\n"),
+        )),
+    }
+    if let (Some(numerator), true) = (&numerator_literal, returns) {
+        tests.push(TestCase::new(
+            format!("test_{function}_nonzero_{divisor_name}_keeps_result"),
+            format!(
+                "assert {normal_call} == {numerator} {op} {nonzero}\n",
+                op = division.op.as_str()
+            ),
+        ));
+    }
+    Ok(TestModule {
+        about: format!(
+            "`{function}` raised {exception} at {file}:{line} with the inputs seen in telemetry;\n\
+             the fix must handle them and keep the result for every other input.",
+            file = root_cause.file,
+            line = root_cause.line,
+        ),
+        base,
+        imports: vec![format!("from {module} import {function}")],
+        tests,
+    })
+}
+
+/// The exception's name for comments: the dotted name, or `an exception` when it is not one.
+fn exception_name(root_cause: &RootCause) -> &str {
+    if is_dotted_name(&root_cause.exception_type) {
         root_cause.exception_type.as_str()
     } else {
         "an exception"
-    };
-    let divisor_name = division.divisor.as_str();
-    let name = format!("test_{function}_zero_{divisor_name}");
+    }
+}
+
+/// One test function: its name and its body (unindented, one statement a line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TestCase {
+    name: String,
+    body: String,
+}
+
+impl TestCase {
+    pub(crate) fn new(name: String, body: String) -> Self {
+        TestCase { name, body }
+    }
+}
+
+/// A regression test module before it is rendered for a framework.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TestModule {
+    /// What the test checks, for the docstring (after the incident line).
+    about: String,
+    /// The source root put on `sys.path`, repository-relative.
+    base: String,
+    /// Import lines of the code under test (plain identifiers only).
+    imports: Vec<String>,
+    tests: Vec<TestCase>,
+}
+
+/// Renders a test module for pytest (plain functions) or unittest (a `TestCase` class;
+/// `assert` statements count as failures there too).
+fn render(module: &TestModule, framework: &str, diag: &Diagnosis, test_root: &str) -> String {
+    let unittest = framework == "unittest";
+    let ups = test_root.split('/').filter(|s| !s.is_empty() && *s != ".").count();
+    let up = vec!["\"..\""; ups.max(1)].join(", ");
     let mut code = format!(
         r#""""Regression test written by selfheal for incident {incident} (fingerprint {fingerprint}).
 
-`{function}` raised {exception} at {file}:{line} with the inputs seen in telemetry;
-the fix must handle them and keep the result for every other input.
+{about}
 """
 
 import os
 import sys
-
-_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+{unittest_import}
+_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), {up}))
 for _path in (os.path.normpath(os.path.join(_ROOT, "{base}")), _ROOT):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from {module} import {function}  # noqa: E402
-
-
-def {name}():
 "#,
         incident = safe_chars(&diag.incident_id),
         fingerprint = safe_chars(&diag.fingerprint),
-        file = root_cause.file,
-        line = root_cause.line,
+        about = module.about,
+        base = module.base,
+        unittest_import = if unittest { "import unittest\n" } else { "" },
     );
-    match (&numerator_literal, returns) {
-        (Some(expected), true) => {
-            code.push_str(&format!(
-                "    # With a zero divisor the fixed function returns the numerator.\n    assert {failing_call} == {expected}\n"
-            ));
+    for import in &module.imports {
+        code.push_str(&format!("{import}  # noqa: E402\n"));
+    }
+    if unittest {
+        code.push_str("\n\nclass SelfhealRegressionTest(unittest.TestCase):\n");
+    }
+    for (i, test) in module.tests.iter().enumerate() {
+        let indent = if unittest { "        " } else { "    " };
+        if unittest {
+            if i > 0 {
+                code.push('\n');
+            }
+            code.push_str(&format!("    def {}(self):\n", test.name));
+        } else {
+            code.push_str(&format!("\n\ndef {}():\n", test.name));
         }
-        _ => code.push_str(&format!(
-            "    # The failing call must complete without {exception}.\n    {failing_call}\n"
-        )),
+        for line in test.body.lines() {
+            if line.is_empty() {
+                code.push('\n');
+            } else {
+                code.push_str(&format!("{indent}{line}\n"));
+            }
+        }
     }
-    if let (Some(numerator), true) = (&numerator_literal, returns) {
-        code.push_str(&format!(
-            "\n\ndef test_{function}_nonzero_{divisor_name}_keeps_result():\n    assert {normal_call} == {numerator} {op} {nonzero}\n",
-            op = division.op.as_str(),
-        ));
+    if unittest {
+        code.push_str("\n\nif __name__ == \"__main__\":\n    unittest.main()\n");
     }
+    code
+}
+
+/// The repository-relative path of a regression test: `<test_root>/test_selfheal_<id>.py`
+/// (the first 8 characters of the incident id, or the whole id when `long`).
+pub fn test_file(test_root: &str, incident_id: &str, long: bool) -> String {
+    let root = test_root.trim_start_matches("./").trim_end_matches('/');
+    let root = if root.is_empty() || root == "." { "tests" } else { root };
+    format!("{root}/test_selfheal_{}.py", id_token(incident_id, long))
+}
+
+/// Writes the regression test the request asks for, in the project's framework.
+pub fn write(request: &RegressionRequest<'_>) -> Result<RegressionTest, RegressionError> {
+    let site = request.site;
+    let project = request.project;
+    let template = request.template.unwrap_or_default();
+    let zero_division = template == ZERO_DIVISION_GUARD
+        || (template.is_empty() && site.root_cause.exception_type.rsplit('.').next() == Some("ZeroDivisionError"));
+    let raises = request.fix.and_then(|fix| match &fix.expect {
+        Expectation::Raises(error) => Some((fix, error.as_str())),
+        _ => None,
+    });
+    let module = if zero_division {
+        zero_division_test(site.diag, site.root_cause, site.source, &project.source_root)?
+    } else if let Some((fix, error)) = raises {
+        raises_test(&site, &project.source_root, fix, error)?
+    } else {
+        return Err(refuse(format!(
+            "no Python regression-test writer for {} (template `{template}`)",
+            exception_name(site.root_cause)
+        )));
+    };
+    let first = module
+        .tests
+        .first()
+        .map(|t| t.name.clone())
+        .ok_or_else(|| refuse("no test case"))?;
+    let name = if project.framework == "unittest" {
+        format!("SelfhealRegressionTest.{first}")
+    } else {
+        first
+    };
     Ok(RegressionTest {
-        file: test_file_path(&diag.incident_id),
+        file: test_file(&project.test_root, &site.diag.incident_id, request.long_name),
         name,
-        code,
+        code: render(&module, &project.framework, site.diag, &project.test_root),
+    })
+}
+
+/// The test module for a guard that now raises `error` (the callers' error) instead of
+/// crashing: the failing input is the template's (`input.param` = `input.value`), every
+/// other parameter comes from the evidence by name, else is left at its default, else `1`.
+fn raises_test(
+    site: &Site<'_>,
+    source_root: &str,
+    fix: &TemplateFix,
+    error: &str,
+) -> Result<TestModule, RegressionError> {
+    let root_cause = site.root_cause;
+    let function = root_cause.function.as_str();
+    if !is_identifier(function) || !is_identifier(error) {
+        return Err(refuse(format!("`{function}` / `{error}` are not plain names")));
+    }
+    let (module, base) = module_of(&root_cause.file, source_root)?;
+    let lines: Vec<&str> = site.source.split_inclusive('\n').collect();
+    let index = usize::try_from(root_cause.line)
+        .ok()
+        .and_then(|l| l.checked_sub(1))
+        .filter(|i| *i < lines.len())
+        .ok_or_else(|| refuse(format!("line {} is not in the file", root_cause.line)))?;
+    let params = enclosing_function(&lines, index, function)?;
+    let (Some(bad_param), Some(bad_value)) = (fix.params.get("input.param"), fix.params.get("input.value")) else {
+        return Err(refuse("the template named no failing input"));
+    };
+    let sample = site.diag.sample_inputs.first().cloned().unwrap_or_default();
+    let by_name = |name: &str| {
+        let mut keys: Vec<&String> = sample.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .find(|k| k.rsplit('.').next() == Some(name))
+            .and_then(|k| number_literal(&sample[k]).map(|(lit, _)| lit))
+    };
+    let args: Vec<(Param, Option<String>)> = params
+        .iter()
+        .map(|p| {
+            let value = if &p.name == bad_param {
+                Some(bad_value.clone())
+            } else {
+                by_name(&p.name).or_else(|| (!p.has_default).then(|| "1".to_string()))
+            };
+            (p.clone(), value)
+        })
+        .collect();
+    let call = render_call(function, &args)?;
+    let crash = exception_name(root_cause);
+    let builtin = matches!(error, "ValueError" | "TypeError" | "RuntimeError" | "LookupError");
+    let imports = if builtin || error == function {
+        vec![format!("from {module} import {function}")]
+    } else {
+        vec![format!("from {module} import {error}, {function}")]
+    };
+    Ok(TestModule {
+        about: format!(
+            "`{function}` raised {crash} at {file}:{line}; its callers handle {error}, so the\n\
+             failing input must now raise {error}.",
+            file = root_cause.file,
+            line = root_cause.line,
+        ),
+        base,
+        imports,
+        tests: vec![TestCase::new(
+            format!("test_{function}_rejects_bad_{bad_param}"),
+            format!(
+                "# The failing input must raise {error} (handled by the callers), not {crash}.\n\
+                 try:\n    {call}\nexcept {error}:\n    pass\nelse:\n    raise AssertionError(\"expected {error}\")\n"
+            ),
+        )],
+    })
+}
+
+/// The pytest regression test for a zero-division incident, at `tests/` (kept for callers
+/// that have no project at hand).
+pub fn build(
+    diag: &Diagnosis,
+    root_cause: &RootCause,
+    source: &str,
+    source_root: &str,
+) -> Result<RegressionTest, RegressionError> {
+    let project = Project {
+        language: "python",
+        source_root: source_root.to_string(),
+        framework: "pytest".into(),
+        test_root: "tests".into(),
+        suite: Default::default(),
+    };
+    write(&RegressionRequest {
+        site: Site {
+            diag,
+            root_cause,
+            source,
+        },
+        project: &project,
+        fix: None,
+        template: Some(ZERO_DIVISION_GUARD),
+        long_name: false,
     })
 }
 
@@ -346,7 +534,7 @@ mod tests {
     #[test]
     fn pricing_api_test_calls_calc_with_the_failing_input() {
         let d = diag();
-        let src = include_str!("../../../examples/pricing-api/pricing_logic.py");
+        let src = include_str!("../../../../../examples/pricing-api/pricing_logic.py");
         let t = build(&d, d.root_cause.as_ref().unwrap(), src, ".").unwrap();
         assert_eq!(t.file, "tests/test_selfheal_0193a8f2.py");
         assert_eq!(t.name, "test_calc_zero_d");
@@ -373,7 +561,7 @@ mod tests {
             ("pricing.discount".to_string(), "nan".to_string()),
             ("evil".to_string(), "0.0\nimport os".to_string()),
         ])];
-        let src = include_str!("../../../examples/pricing-api/pricing_logic.py");
+        let src = include_str!("../../../../../examples/pricing-api/pricing_logic.py");
         let t = build(&d, d.root_cause.as_ref().unwrap(), src, ".").unwrap();
         // Ids are reduced to [A-Za-z0-9_.-] in the docstring, values re-printed from numbers.
         assert!(!t.code.contains("os.system("), "{}", t.code);

@@ -23,10 +23,13 @@
 //! and true for NaN, so NaN divisors still give NaN as before. A dotted divisor
 //! (`self.count`) is read twice; attribute reads with side effects are not supported.
 
-use selfheal_events::{Diagnosis, RootCause};
+use std::collections::BTreeMap;
 
-use super::{FixTemplate, TemplateError, culprit_line};
-use crate::python::{indent_of, is_dotted_name, is_identifier, parse_def, split_comment};
+use selfheal_events::Diagnosis;
+
+use crate::languages::python::syntax::{indent_of, is_dotted_name, is_identifier, parse_def, split_comment};
+use crate::languages::{Expectation, Site, TemplateFix};
+use crate::templates::{FixTemplate, TemplateError, culprit_line, not_applicable, replace_line, split_ending};
 
 /// The template's id and strategy name.
 pub const ID: &str = "python.zero-division-guard";
@@ -115,54 +118,43 @@ impl FixTemplate for PythonZeroDivisionGuard {
     }
 
     fn applies(&self, diag: &Diagnosis) -> bool {
-        let python = diag.runtime.as_deref() == Some("python")
-            || diag.root_cause.as_ref().is_some_and(|rc| rc.file.ends_with(".py"));
-        let zero_division = diag
-            .root_cause
-            .as_ref()
-            .is_some_and(|rc| rc.exception_type.ends_with("ZeroDivisionError"))
-            || diag
-                .exception
-                .as_ref()
-                .is_some_and(|e| e.r#type.ends_with("ZeroDivisionError"))
+        let zero_division = super::raised(diag, "ZeroDivisionError")
             || diag
                 .hypotheses
                 .first()
                 .is_some_and(|h| h.category == "division-by-zero");
-        python && zero_division
+        super::is_python(diag) && zero_division
     }
 
-    fn apply(&self, source: &str, root_cause: &RootCause) -> Result<String, TemplateError> {
-        let (lines, index) = culprit_line(source, root_cause)?;
-        let line = lines[index];
-        let (content, ending) = match line.strip_suffix("\r\n") {
-            Some(c) => (c, "\r\n"),
-            None => match line.strip_suffix('\n') {
-                Some(c) => (c, "\n"),
-                None => (line, ""),
-            },
-        };
-        let newline = if ending == "\r\n" || (ending.is_empty() && source.contains("\r\n")) {
+    fn apply(&self, site: &Site<'_>) -> Result<TemplateFix, TemplateError> {
+        let (lines, index) = culprit_line(site)?;
+        let (content, ending) = split_ending(lines[index]);
+        let newline = if ending == "\r\n" || (ending.is_empty() && site.source.contains("\r\n")) {
             "\r\n"
         } else {
             "\n"
         };
         let fix = analyze_line(content, newline)?;
-        let mut out = String::with_capacity(source.len() + 64);
-        for l in &lines[..index] {
-            out.push_str(l);
-        }
-        out.push_str(&fix.replacement);
-        out.push_str(ending);
-        for l in &lines[index + 1..] {
-            out.push_str(l);
-        }
-        Ok(out)
+        let shape = match fix.shape {
+            LineShape::OneLineDef => "one-line-def",
+            LineShape::Return => "return",
+            LineShape::Assign => "assign",
+            LineShape::AugAssign => "aug-assign",
+        };
+        Ok(TemplateFix {
+            content: replace_line(&lines, index, &fix.replacement, ending),
+            summary: "guard the divisor".into(),
+            params: BTreeMap::from([
+                ("divisor".to_string(), fix.division.divisor.clone()),
+                ("numerator".to_string(), fix.division.numerator.clone()),
+                ("op".to_string(), fix.division.op.as_str().to_string()),
+                ("shape".to_string(), shape.to_string()),
+            ]),
+            // The regression writer reads the line again: with a returned division it
+            // asserts the numerator comes back, otherwise that the call completes.
+            expect: Expectation::Completes,
+        })
     }
-}
-
-fn not_applicable(why: impl Into<String>) -> TemplateError {
-    TemplateError::NotApplicable(why.into())
 }
 
 /// Understands one line (without its ending) and builds its guarded replacement.
@@ -363,6 +355,7 @@ pub fn analyze_expression(expr: &str) -> Result<Division, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use selfheal_events::RootCause;
 
     fn rc(file: &str, line: i32) -> RootCause {
         RootCause {
@@ -375,7 +368,15 @@ mod tests {
     }
 
     fn fix(source: &str, line: i32) -> Result<String, TemplateError> {
-        PythonZeroDivisionGuard.apply(source, &rc("m.py", line))
+        let diag = selfheal_events::examples::diagnosis();
+        let root_cause = rc("m.py", line);
+        PythonZeroDivisionGuard
+            .apply(&Site {
+                diag: &diag,
+                root_cause: &root_cause,
+                source,
+            })
+            .map(|f| f.content)
     }
 
     #[test]
@@ -389,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_pricing_api_file_is_fixed_on_line_14() {
-        let src = include_str!("../../../../examples/pricing-api/pricing_logic.py");
+        let src = include_str!("../../../../../../examples/pricing-api/pricing_logic.py");
         let fixed = fix(src, 14).unwrap();
         assert!(fixed.contains("def calc(p, d):\n    return p / d if d != 0 else p\n"));
         assert!(!fixed.contains("def calc(p, d): return p / d"));
