@@ -255,4 +255,6 @@ macro_rules! languages {
 languages! {
     python => python::Python,
     java => java::Java::from_env(),
+    go => go::Go::from_env(),
+    node => node::Node,
 }
