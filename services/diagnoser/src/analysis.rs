@@ -1,14 +1,18 @@
 //! The synchronous half of a diagnosis: catalog → repository → trace → culprit → code →
-//! rules. It reads git and files, so it runs on a blocking thread; it never fails: every
-//! dead end becomes a status and a reason.
+//! rules. The repository is opened at the deployed commit before the trace is read: its
+//! files and build files decide which frames are the service's own (the culprit is the
+//! innermost of those in the root cause), never a list of library prefixes. It reads git
+//! and files, so it runs on a blocking thread; it never fails: every dead end becomes a
+//! status and a reason.
 
 use std::path::Path;
 
 use selfheal_catalog::Catalog;
 use selfheal_events::{Anomaly, DiagnosisStatus, Evidence, RootCause, StackFrame};
 use selfheal_stacktrace::repo::{RepoLocation, SnippetLine, map_with};
-use selfheal_stacktrace::{Frame, ParseOptions, ParsedTrace, parse_exception_event};
+use selfheal_stacktrace::{CulpritBasis, Frame, ParseOptions, ParsedTrace, Project, parse_exception_event_with};
 
+use crate::error::DiagnoserError;
 use crate::repository::{CommitSummary, RepoSnapshot, SourceRepository};
 use crate::rules::{self, Finding, RuleInput, quote};
 
@@ -180,9 +184,17 @@ pub fn analyze(
         }
         opts.source_roots.push(e.repository.display().to_string());
     }
+    // The repository at the deployed commit decides which frames are the service's own,
+    // so it is opened before the trace is read; without it the heuristics decide.
+    let snapshot: Option<Result<RepoSnapshot, DiagnoserError>> =
+        entry.map(|e| repos.open(&e.repository, anomaly.service_version.as_deref()));
+    let project: Option<Project> = match &snapshot {
+        Some(Ok(snap)) => Project::from_files(snap.files.as_ref()).ok(),
+        _ => None,
+    };
     let parsed: Option<ParsedTrace> = anomaly.exception.as_ref().and_then(|ex| {
         let st = ex.stacktrace.as_deref().filter(|s| !s.trim().is_empty())?;
-        parse_exception_event(&ex.r#type, &ex.message, st, &opts)
+        parse_exception_event_with(&ex.r#type, &ex.message, st, &opts, project.as_ref())
     });
 
     let mut a = Analysis {
@@ -209,7 +221,7 @@ pub fn analyze(
     };
 
     let mut code_line: Option<String> = None;
-    match locate(&mut a, entry, repos, anomaly, parsed.as_ref(), want) {
+    match locate(&mut a, entry, snapshot, repos, anomaly, parsed.as_ref(), want) {
         Ok(found) => {
             code_line = found.code_line;
             a.root_cause = Some(RootCause {
@@ -255,6 +267,7 @@ struct Found {
 fn locate(
     a: &mut Analysis,
     entry: Option<&selfheal_catalog::ServiceEntry>,
+    snapshot: Option<Result<RepoSnapshot, DiagnoserError>>,
     repos: &dyn SourceRepository,
     anomaly: &Anomaly,
     parsed: Option<&ParsedTrace>,
@@ -271,7 +284,8 @@ fn locate(
     };
     let root: &Path = &entry.repository;
     let version = anomaly.service_version.as_deref();
-    let snap: RepoSnapshot = repos.open(root, version).map_err(|e| {
+    let snapshot = snapshot.unwrap_or_else(|| repos.open(root, version));
+    let snap: RepoSnapshot = snapshot.map_err(|e| {
         (
             DiagnosisStatus::RepositoryMissing,
             format!("the repository of `{}` cannot be read: {e}", quote(&entry.name)),
@@ -334,7 +348,10 @@ fn locate(
                 ..
             } => {
                 let culprit = i == 0 && parsed.culprit.is_some();
-                a.located = if exact && culprit {
+                // Only the repository (or the catalog) makes a culprit certain: when the
+                // heuristics chose the in-app frames, the location is approximate.
+                let trusted = parsed.culprit_basis != CulpritBasis::Heuristic;
+                a.located = if exact && culprit && trusted {
                     Located::Exact
                 } else {
                     Located::Approximate
@@ -355,6 +372,13 @@ fn locate(
                 if let Some(n) = note {
                     detail.push_str(&format!(" — {}", quote(&n)));
                 }
+                detail.push_str(match parsed.culprit_basis {
+                    CulpritBasis::Repository => " (in-app frames: files and packages of the repository)",
+                    CulpritBasis::Catalog => " (in-app frames: the catalog's source roots and packages)",
+                    CulpritBasis::Heuristic => {
+                        " (no frame is a file or package of the repository: in-app frames guessed from paths and names, lower confidence)"
+                    }
+                });
                 a.context.insert(
                     0,
                     Evidence {
@@ -434,6 +458,88 @@ fn short(sha: &str) -> &str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A service whose package looks like a library's (`org.apache.…`): the repository at
+    /// the deployed commit says the frame is its own, so the culprit is exact; the JDK frame
+    /// further in is not the culprit.
+    #[test]
+    fn the_repository_decides_the_culprit() {
+        use crate::repository::GitRepositories;
+        use selfheal_catalog::ServiceEntry;
+        use selfheal_events::ExceptionInfo;
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let file = root.join("src/main/java/org/apache/billing/Parser.java");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let body: String = (1..=20)
+            .map(|i| {
+                if i == 17 {
+                    "        return Integer.parseInt(raw); // amount\n".to_string()
+                } else {
+                    format!("// {i}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&file, body).unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t.invalid",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "v1"]);
+        let catalog = Catalog::from_services([ServiceEntry::new(
+            "billing",
+            root.to_path_buf(),
+            "java",
+            vec!["mvn test".into()],
+        )])
+        .unwrap();
+        let mut anomaly = selfheal_events::examples::anomaly();
+        anomaly.service = "billing".into();
+        anomaly.service_version = None;
+        anomaly.exception = Some(ExceptionInfo {
+            r#type: "java.lang.NumberFormatException".into(),
+            message: "For input string: \"x\"".into(),
+            stacktrace: Some(
+                "java.lang.NumberFormatException: For input string: \"x\"\n\
+                 \tat java.lang.Integer.parseInt(Integer.java:580)\n\
+                 \tat org.apache.billing.Parser.amount(Parser.java:17)\n\
+                 \tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:897)\n"
+                    .into(),
+            ),
+        });
+        let a = analyze(&catalog, &GitRepositories, &anomaly, None);
+        assert_eq!(a.status, DiagnosisStatus::Localized, "{:?}", a.reason);
+        let rc = a.root_cause.as_ref().unwrap();
+        assert_eq!(
+            (rc.file.as_str(), rc.line),
+            ("src/main/java/org/apache/billing/Parser.java", 17)
+        );
+        assert_eq!(a.located, Located::Exact);
+        assert!(
+            a.context
+                .iter()
+                .any(|e| e.detail.contains("files and packages of the repository")),
+            "{:?}",
+            a.context
+        );
+    }
 
     #[test]
     fn snippet_is_numbered_and_marked() {
