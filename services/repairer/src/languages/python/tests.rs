@@ -259,14 +259,7 @@ async fn the_pricing_api_regression_test_fails_on_the_buggy_code_and_passes_on_t
     let source = std::fs::read_to_string(repo.join(&root_cause.file)).unwrap();
     let test = super::regression::build(&diag, &root_cause, &source, ".").unwrap();
     std::fs::write(repo.join(&test.file), &test.code).unwrap();
-    let suite = vec![
-        python(),
-        "-m".into(),
-        "pytest".into(),
-        "-q".into(),
-        "-p".into(),
-        "no:cacheprovider".into(),
-    ];
+    let suite = vec![python(), "-m".into(), "pytest".into(), "-q".into()];
     let sandbox = ProcessSandbox::probe().unwrap();
     let limits = Limits::new(Duration::from_secs(120), 1024);
 
@@ -289,4 +282,37 @@ async fn the_pricing_api_regression_test_fails_on_the_buggy_code_and_passes_on_t
     let summary = Python.summary(&after.output_tail).unwrap();
     assert_eq!(summary.failed, 0);
     assert!(summary.passed >= 10, "{}", after.output_tail);
+}
+
+/// issue 13 item 6, the repairer's half: a fix learned as a template (its id, not only its
+/// diff) is re-applied at another site of another service and tried first. The learned
+/// diff belongs to the pricing-api and would not apply here; the template does.
+#[tokio::test]
+async fn a_learned_template_from_another_service_is_tried_first_at_a_new_site() {
+    let repo = shop(false).await;
+    let work = tempfile::tempdir().unwrap();
+    let r = repairer(repo.path(), work.path());
+    let mut diag = diagnosis(
+        repo.path(),
+        "c1",
+        "first = items[0]",
+        "first_item",
+        "IndexError",
+        "list index out of range",
+    );
+    diag.known_fixes = vec![selfheal_events::KnownFix {
+        strategy: "python.empty-sequence-guard".into(),
+        healed: 2,
+        attempts: 2,
+        median_heal_secs: Some(30.0),
+        last_incident_id: Some("pricing-api-incident".into()),
+        last_diff: Some("--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -1 +1 @@\n-x\n+y\n".into()),
+    }];
+    let patch = r.repair(diag).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    assert!(patch.learned);
+    assert_eq!(patch.strategy.as_deref(), Some("python.empty-sequence-guard"));
+    assert_eq!(patch.attempts[0].strategy, "learned:python.empty-sequence-guard");
+    assert_eq!(patch.attempts[0].result, "selected");
+    assert!(patch.diff.contains("+    if not items:"), "{}", patch.diff);
 }
