@@ -143,16 +143,34 @@ async fn promoted_without_recurrence_is_healed_with_verification() {
     assert_eq!(o.exception_type.as_deref(), Some("ZeroDivisionError"));
 }
 
+/// KNOWN GAP, not a specification: no traffic after promotion is no evidence, and no evidence
+/// is not a heal. Today the verifier still answers `Healed` (with "low traffic" in the summary)
+/// when no request, or too few, arrived in the window; the verdict is issue 18's to change
+/// (Kayenta, Argo Rollouts and Flagger all refuse to call missing data a success). This test
+/// pins today's behaviour only so that the change shows: when the verdict changes, it fails,
+/// and it is to be replaced by one asserting the new verdict, not "fixed" back.
 #[tokio::test]
-async fn promoted_with_low_traffic_is_healed_but_says_so() {
-    let (v, _) = verifier(WatchReport {
-        occurrences: 0,
-        requests: 2,
-        errors: 0,
-    });
-    let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
-    assert_eq!(out[0].status, OutcomeStatus::Healed);
-    assert!(out[0].summary.contains("low traffic"), "{}", out[0].summary);
+async fn known_gap_no_traffic_after_promotion_is_reported_healed() {
+    for requests in [0, 2] {
+        let (v, _) = verifier(WatchReport {
+            occurrences: 0,
+            requests,
+            errors: 0,
+        });
+        let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
+        assert_eq!(
+            out[0].status,
+            OutcomeStatus::Healed,
+            "the known gap, {requests} requests"
+        );
+        assert!(
+            out[0]
+                .summary
+                .contains(&format!("low traffic: only {requests} requests seen")),
+            "{}",
+            out[0].summary
+        );
+    }
 }
 
 #[tokio::test]
