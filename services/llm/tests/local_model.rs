@@ -3,12 +3,16 @@
 //!
 //! The server comes from `SELFHEAL_TEST_LLM_URL` (e.g. `http://127.0.0.1:18089/v1`) and the model
 //! name from `SELFHEAL_TEST_LLM_MODEL`; `eval "$(deploy/llm.sh env)"` sets both. Like the
-//! real-broker tests, these fail, never skip, when the server is missing.
+//! real-broker tests, these fail when the server is missing, unless `SELFHEAL_REQUIRE_LLM=0`
+//! (see `tests/src/require.rs`).
 //!
 //! Requests go at temperature 0 to a server with one slot, so answers are greedy and the same on
 //! every run; the assertions are still about what the client must guarantee (text, token counts,
 //! a parsed structured answer, the audit trail) rather than about the wording of a tiny model.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../../../tests/src/require.rs"]
+mod require;
 
 use selfheal_llm::prompt::{DATA_RULES, untrusted};
 use selfheal_llm::{ChatRequest, LlmClient, LlmConfig, LlmError, ProviderKind};
@@ -16,21 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The configuration a stage would get from `--llm-provider openai --llm-endpoint ... --llm-model ...`,
-/// after checking that the server answers.
-async fn local_model() -> LlmClient {
-    let hint =
-        "start the test model with `deploy/llm.sh up` and `eval \"$(deploy/llm.sh env)\"`, or run `scripts/test.sh`";
-    let url = std::env::var("SELFHEAL_TEST_LLM_URL")
-        .unwrap_or_else(|_| panic!("SELFHEAL_TEST_LLM_URL is not set: these tests need a real model server; {hint}"));
-    let model = std::env::var("SELFHEAL_TEST_LLM_MODEL")
-        .unwrap_or_else(|_| panic!("SELFHEAL_TEST_LLM_MODEL is not set; {hint}"));
-    // `GET {url}/models` is part of the OpenAI API and answers only once the model is loaded.
-    let probe = reqwest::get(format!("{}/models", url.trim_end_matches('/'))).await;
-    match probe {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => panic!("the test model server at {url} answered {}; {hint}", r.status()),
-        Err(e) => panic!("the test model server at {url} does not answer ({e}); {hint}"),
-    }
+/// once the server answers (`None` only when `SELFHEAL_REQUIRE_LLM=0` lets the test skip).
+fn local_model() -> Option<LlmClient> {
+    let (url, model) = require::model()?;
     let cfg = LlmConfig {
         provider: Some(ProviderKind::Openai),
         endpoint: Some(url),
@@ -39,14 +31,18 @@ async fn local_model() -> LlmClient {
         ..LlmConfig::default()
     };
     // No key: a local OpenAI-compatible server needs none, and none is sent.
-    cfg.client_with_env(|_| None)
-        .expect("valid configuration")
-        .expect("a provider is configured")
+    Some(
+        cfg.client_with_env(|_| None)
+            .expect("valid configuration")
+            .expect("a provider is configured"),
+    )
 }
 
 #[tokio::test]
 async fn plain_chat_returns_text_and_counts_tokens() {
-    let client = local_model().await;
+    let Some(client) = local_model() else {
+        return;
+    };
     let budget = client.budget();
     let req = ChatRequest::new(
         "You are a helpful assistant. Answer briefly.",
@@ -91,7 +87,9 @@ fn capital_schema() -> Value {
 
 #[tokio::test]
 async fn structured_answer_is_grammar_constrained_json() {
-    let client = local_model().await;
+    let Some(client) = local_model() else {
+        return;
+    };
     let budget = client.budget();
     let req = ChatRequest::new(
         "You answer questions about geography.",
@@ -134,7 +132,9 @@ struct Localisation {
 
 #[tokio::test]
 async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
-    let client = local_model().await;
+    let Some(client) = local_model() else {
+        return;
+    };
     let budget = client.budget();
     let secret = "sk-live0123456789abcdefghijklmnop";
     let logs = format!(
@@ -182,7 +182,9 @@ async fn diagnosis_sized_prompt_is_redacted_and_answered_in_shape() {
 
 #[tokio::test]
 async fn rejected_answers_end_malformed_with_both_exchanges() {
-    let client = local_model().await;
+    let Some(client) = local_model() else {
+        return;
+    };
     let budget = client.budget();
     let req = ChatRequest::new(
         "You answer questions about geography.",

@@ -1,45 +1,184 @@
 //! The agentic repair path against a REAL local model (SmolLM2-135M-Instruct behind
 //! llama.cpp's OpenAI-compatible server): prompt → response → parsing → candidate →
 //! critique → sandbox → policy verdict. The model is tiny, so its candidates are expected
-//! to fail somewhere; what is asserted is that the pipeline rejects them safely (no branch
-//! unless proven and allowed, attempts that say why, redacted prompts kept for the audit)
-//! and falls back to what the deterministic path found.
+//! to fail somewhere; the pipeline must reject them safely (no branch unless proven and
+//! allowed, attempts that say why, redacted prompts kept for the audit) and fall back to what
+//! the deterministic path found.
+//!
+//! What the run must show is asserted by [`judge`]: the server answered every call, and each
+//! answer is either parsed into a candidate (which then applied or not, was critiqued, tested,
+//! judged by the policy) or refused for a named reason: cut off at the token limit (the schema
+//! goes out as a grammar, so nothing else can fail to parse), one of the candidate checks of
+//! `check_patch` (no edits, too many or too long, no pytest name, …), or the incident's budget.
+//! A server that ignores the schema, a call that failed or timed out ("model-unavailable"), an
+//! error, or a reason nobody named fails the test. The counts are printed as
+//! `model outcomes (repairer, …)` (`--nocapture`), with latency per call and tokens per incident.
+//! The judge is itself tested below against an HTTP fake of the server.
 //!
 //! Start the model with `deploy/llm.sh up && eval "$(deploy/llm.sh env)"` (sets
 //! SELFHEAL_TEST_LLM_URL and SELFHEAL_TEST_LLM_MODEL; `scripts/test.sh` does both). Without
-//! them these tests fail with that hint, like the real-broker tests: they never skip.
-//! Run with `--nocapture` to see latency per call, tokens per incident and the critiques.
+//! them the real-model test fails with that hint, unless `SELFHEAL_REQUIRE_LLM=0` (see
+//! `tests/src/require.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+#[path = "../../llm/tests/fake/mod.rs"]
+mod fake;
+#[path = "../../../tests/src/require.rs"]
+mod require;
+
+use std::collections::BTreeMap;
 
 use common::{branches, git, key_error_diagnosis, pricing_repo, repairer};
-use selfheal_events::{Diagnosis, Patch, PatchStatus};
+use fake::{Fake, Reply};
+use selfheal_events::{Diagnosis, LlmExchange, Patch, PatchStatus};
 use selfheal_llm::{LlmClient, LlmConfig, ProviderKind};
 use selfheal_repairer::AgentSettings;
 
-/// The local model's client; fails the test with a hint when none is configured.
-fn local_model() -> Option<LlmClient> {
-    let url = std::env::var("SELFHEAL_TEST_LLM_URL").ok().filter(|u| !u.is_empty());
-    let model = std::env::var("SELFHEAL_TEST_LLM_MODEL").ok().filter(|m| !m.is_empty());
-    let (Some(url), Some(model)) = (url, model) else {
-        panic!(
-            "SELFHEAL_TEST_LLM_URL/SELFHEAL_TEST_LLM_MODEL are not set: \
-             run `deploy/llm.sh up && eval \"$(deploy/llm.sh env)\"` (scripts/test.sh does)"
-        );
-    };
+/// A client of the OpenAI-compatible server at `url`.
+fn client(url: &str, model: &str, timeout_secs: u64) -> LlmClient {
     let config = LlmConfig {
         provider: Some(ProviderKind::Openai),
-        endpoint: Some(url),
-        model: Some(model),
+        endpoint: Some(url.to_string()),
+        model: Some(model.to_string()),
         // Two cores shared by a whole team: generation is slow, but must end.
-        timeout_secs: 300,
-        call_timeout_secs: 600,
+        timeout_secs,
+        call_timeout_secs: timeout_secs * 2,
         max_retries: 1,
         max_output_tokens: 1024,
         ..LlmConfig::default()
     };
-    Some(config.client_with_env(|_| None).unwrap().unwrap())
+    config.client_with_env(|_| None).unwrap().unwrap()
+}
+
+/// Results of a model attempt whose answer was parsed into a candidate (then not applied,
+/// revised, refused by the critique, left unreviewed, or tested and lost in the sandbox or
+/// to the policy).
+const CANDIDATE_RESULTS: &[&str] = &[
+    "does-not-apply",
+    "revised",
+    "rejected-by-critique",
+    "not-reviewed",
+    "no-regression-test",
+    "timed-out",
+    "failed-before-missing",
+    "still-failing",
+    "suite-failed",
+    "policy-denied",
+];
+
+/// Results of a model attempt refused for a named reason (in its `reason`).
+const REFUSAL_RESULTS: &[&str] = &["malformed", "budget-exhausted"];
+
+/// `check_patch`'s reasons for refusing a parsed candidate, by a fragment of each.
+const CANDIDATE_CHECKS: &[(&str, &str)] = &[
+    ("`edits` is empty", "no-edits"),
+    ("edits; at most", "too-many-edits"),
+    ("names no file", "edit-without-file"),
+    ("`search` is empty", "empty-search"),
+    ("is too long", "edit-too-long"),
+    ("is not a pytest function name", "test-name"),
+    ("test.code is longer than", "test-too-long"),
+    ("test.code does not define", "test-not-defined"),
+];
+
+/// The verdict on one exchange: `"parsed"`, a named refusal, or an error saying what the run
+/// shows that it must not.
+fn exchange_verdict(e: &LlmExchange) -> Result<String, String> {
+    let Some(answer) = e.answer.as_deref() else {
+        return Err(format!("{} call without an answer: {:?}", e.purpose, e.error));
+    };
+    let Some(error) = e.error.as_deref() else {
+        return Ok("parsed".into());
+    };
+    if let Some((_, name)) = CANDIDATE_CHECKS.iter().find(|(fragment, _)| error.contains(fragment)) {
+        return Ok(format!("refused:{name}"));
+    }
+    if error.starts_with("no JSON object in the answer") || error.starts_with("JSON does not have the expected shape") {
+        // The schema went out as a grammar: only an object cut off at the limit can fail to parse.
+        let object = answer.trim_start().starts_with('{');
+        let cut_off = serde_json::from_str::<serde_json::Value>(answer.trim()).is_err();
+        if object && cut_off {
+            return Ok("refused:truncated".into());
+        }
+        return Err(format!(
+            "the {} request carried its schema, yet the answer is {} and refused ({error}): \
+             the schema was not applied as a grammar: {answer:?}",
+            e.purpose,
+            if object {
+                "a complete JSON object"
+            } else {
+                "not a JSON object"
+            }
+        ));
+    }
+    Err(format!(
+        "a {} answer refused for a reason nobody named: {error:?}",
+        e.purpose
+    ))
+}
+
+/// What one model run showed, counted.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    /// Model candidates by how they ended (`proposed` when one reached a branch).
+    candidates: BTreeMap<String, usize>,
+    /// Model attempts refused, by result.
+    refusals: BTreeMap<String, usize>,
+    /// Exchanges by verdict (`parsed`, `refused:<reason>`).
+    answers: BTreeMap<String, usize>,
+}
+
+/// What the run `patch` shows; `Err` says what it shows that it must not.
+fn judge(patch: &Patch) -> Result<Tally, String> {
+    let llm = patch.llm.as_ref().ok_or("no model report in the patch")?;
+    let first = llm
+        .exchanges
+        .first()
+        .ok_or_else(|| format!("the model was not asked: {:?}", llm.notes))?;
+    if first.purpose != "patch" {
+        return Err(format!("the first call is for {:?}, not the patch", first.purpose));
+    }
+    let mut tally = Tally::default();
+    for e in &llm.exchanges {
+        *tally.answers.entry(exchange_verdict(e)?).or_default() += 1;
+    }
+    for a in patch.attempts.iter().filter(|a| a.strategy.starts_with("llm")) {
+        if a.reason.trim().is_empty() {
+            return Err(format!("attempt {} ({}) says no reason", a.strategy, a.result));
+        }
+        if a.result == "not-reviewed"
+            && !a.reason.contains("no critique (malformed)")
+            && !a.reason.contains("no critique (budget-exhausted)")
+        {
+            return Err(format!("the critique was not given: {}", a.reason));
+        }
+        let into = if CANDIDATE_RESULTS.contains(&a.result.as_str()) {
+            &mut tally.candidates
+        } else if REFUSAL_RESULTS.contains(&a.result.as_str()) {
+            &mut tally.refusals
+        } else {
+            return Err(format!(
+                "model attempt {} ended {:?}: {}",
+                a.strategy, a.result, a.reason
+            ));
+        };
+        *into.entry(a.result.clone()).or_default() += 1;
+    }
+    if patch.status == PatchStatus::Proposed && patch.strategy.as_deref().is_some_and(|s| s.starts_with("llm")) {
+        *tally.candidates.entry("proposed".into()).or_default() += 1;
+    }
+    if tally.candidates.is_empty() && tally.refusals.is_empty() {
+        return Err(format!("no model candidate and no refusal: {:?}", patch.attempts));
+    }
+    Ok(tally)
+}
+
+fn print_tally(label: &str, tally: &Tally) {
+    eprintln!(
+        "model outcomes (repairer, {label}): candidates {:?}; refusals {:?}; answers {:?}",
+        tally.candidates, tally.refusals, tally.answers
+    );
 }
 
 /// Runs one incident through the repairer with the local model and checks the safety
@@ -62,9 +201,9 @@ async fn run(
     let elapsed = started.elapsed();
     report(label, &patch, elapsed);
 
+    let tally = judge(&patch).unwrap_or_else(|why| panic!("{label}: the model run shows what it must not: {why}"));
+    print_tally(label, &tally);
     let llm = patch.llm.clone().expect("the model report is in the patch");
-    assert!(!llm.exchanges.is_empty(), "the model was asked: {:?}", llm.notes);
-    assert_eq!(llm.exchanges[0].purpose, "patch");
     for e in &llm.exchanges {
         assert!(
             e.prompt.contains("<untrusted-data label=\"exception\">"),
@@ -81,12 +220,6 @@ async fn run(
         .iter()
         .filter(|a| a.strategy.starts_with("llm"))
         .collect();
-    assert!(!model_attempts.is_empty(), "the model's candidate left an attempt");
-    assert!(
-        model_attempts
-            .iter()
-            .all(|a| !a.result.is_empty() && !a.reason.is_empty())
-    );
     let branch_list = branches(repo.path());
     match patch.status {
         PatchStatus::Proposed => {
@@ -182,8 +315,11 @@ fn one_line(text: &str) -> String {
 /// One test, two incidents in sequence: the server has one slot, and figures of calls that
 /// waited for each other would not say anything.
 #[tokio::test]
-async fn the_local_model_is_asked_and_its_candidates_are_judged_safely() {
-    let Some(client) = local_model() else { return };
+async fn the_local_model_is_asked_and_its_candidates_parsed_or_refused_for_a_named_reason() {
+    let Some((url, model)) = require::model() else {
+        return;
+    };
+    let client = client(&url, &model, 300);
     // Tight bounds: the schema becomes a grammar that makes a 135M model close its JSON
     // within the output limit instead of repeating itself until the tokens run out.
     let tight = AgentSettings {
@@ -217,4 +353,89 @@ async fn the_local_model_is_asked_and_its_candidates_are_judged_safely() {
         assert!(!patch.policy.as_ref().unwrap().allowed, "{:?}", patch.policy);
         assert_eq!(patch.status, PatchStatus::PolicyDenied);
     }
+}
+
+// --- the judge, against an HTTP fake of the server (no model needed) -------------------------
+
+/// The KeyError incident repaired against a fake that gives `replies` in turn, in one round.
+async fn judged_against_fake(replies: Vec<Reply>) -> Result<Tally, String> {
+    let fake = Fake::start(replies).await;
+    let repo = pricing_repo(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let settings = AgentSettings {
+        max_rounds: 1,
+        ..AgentSettings::default()
+    };
+    let r = repairer(repo.path(), work.path())
+        .with_llm(Some(client(&format!("{}/v1", fake.base), "fake-model", 10)), settings);
+    let patch = r.repair(key_error_diagnosis(repo.path(), "'XYZ'", "XYZ")).await;
+    assert!(branches(repo.path()).is_empty());
+    judge(&patch)
+}
+
+fn answers(text: &str, n: usize) -> Vec<Reply> {
+    (0..n).map(|_| Reply::openai(text, 900, 60)).collect()
+}
+
+fn patch_answer(search: &str, test_name: &str) -> String {
+    serde_json::json!({
+        "summary": "an unknown currency is refused",
+        "edits": [{"file": "pricing_logic.py", "search": search, "replace": "return 0"}],
+        "test": {"name": test_name, "code": format!("def {test_name}():\n    assert True\n")},
+        "explanation": "the currency may be missing"
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn judge_counts_a_parsed_candidate_that_does_not_apply() {
+    let tally = judged_against_fake(answers(&patch_answer("NOT IN THE FILE", "test_unknown_currency"), 1))
+        .await
+        .unwrap();
+    assert_eq!(tally.candidates, BTreeMap::from([("does-not-apply".to_string(), 1)]));
+    assert!(tally.refusals.is_empty());
+    assert_eq!(tally.answers, BTreeMap::from([("parsed".to_string(), 1)]));
+}
+
+#[tokio::test]
+async fn judge_names_a_candidate_refused_by_the_checks() {
+    let tally = judged_against_fake(answers(&patch_answer("RATES_TO_USD[currency]", "unknown currency"), 2))
+        .await
+        .unwrap();
+    assert_eq!(tally.refusals, BTreeMap::from([("malformed".to_string(), 1)]));
+    assert_eq!(tally.answers, BTreeMap::from([("refused:test-name".to_string(), 2)]));
+}
+
+#[tokio::test]
+async fn judge_names_answers_cut_off_at_the_limit() {
+    let tally = judged_against_fake(answers(
+        r#"{"summary": "an unknown currency", "edits": [{"file": "pri"#,
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(tally.refusals, BTreeMap::from([("malformed".to_string(), 1)]));
+    assert_eq!(tally.answers, BTreeMap::from([("refused:truncated".to_string(), 2)]));
+}
+
+/// The old test accepted this run: a "malformed" attempt with a reason, no branch. A server
+/// given the schema as a grammar cannot answer prose, so it is a failure.
+#[tokio::test]
+async fn judge_fails_prose_from_a_server_given_the_schema() {
+    let why = judged_against_fake(answers("Add a check for the currency in to_usd.", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        why.contains("schema was not applied") && why.contains("not a JSON object"),
+        "{why}"
+    );
+}
+
+/// The old test accepted this run too: the calls failed (HTTP 500), the attempt says
+/// "model-unavailable", nothing reached a branch. No answer is not a model outcome.
+#[tokio::test]
+async fn judge_fails_a_run_in_which_the_server_never_answered() {
+    let boom = Reply::json(500, serde_json::json!({"error": "boom"}));
+    let why = judged_against_fake(vec![boom.clone(), boom]).await.unwrap_err();
+    assert!(why.contains("without an answer"), "{why}");
 }
