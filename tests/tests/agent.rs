@@ -148,7 +148,9 @@ fn branches(stack: &Stack) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
-    require_broker().await;
+    if !require_broker().await {
+        return;
+    }
     let model = FakeModel::start(obedient_model()).await;
     let llm_env = vec![
         ("SELFHEAL_LLM_PROVIDER", "anthropic".to_string()),
@@ -323,8 +325,12 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() {
-    require_broker().await;
-    let (url, model) = local_model();
+    if !require_broker().await {
+        return;
+    }
+    let Some((url, model)) = require::model() else {
+        return;
+    };
     // A tiny model on two cores generates a few tokens a second when the machine is busy:
     // bound the incident to four calls of at most 512 tokens each.
     let llm_env = vec![
@@ -398,13 +404,4 @@ async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() 
             .map(|a| format!("{}: {}: {}", a.strategy, a.result, a.reason))
             .collect::<Vec<_>>()
     );
-}
-
-/// The local model's endpoint, from `deploy/llm.sh env` (exported by scripts/test.sh).
-fn local_model() -> (String, String) {
-    let url = std::env::var("SELFHEAL_TEST_LLM_URL").unwrap_or_else(|_| {
-        panic!("SELFHEAL_TEST_LLM_URL is not set: run `deploy/llm.sh up && eval \"$(deploy/llm.sh env)\"` (scripts/test.sh does)")
-    });
-    let model = std::env::var("SELFHEAL_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".to_string());
-    (url, model)
 }
