@@ -1,30 +1,22 @@
 //! `selfheal-collector`: OTLP/HTTP, Alertmanager and Loki receivers writing to telemetry.raw.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use selfheal_collector::{CollectorConfig, prepare, start};
-use selfheal_core::http::{self, Health, ops_router};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::{KafkaArgs, Publisher, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, kafka, telemetry};
-use selfheal_events::Codec;
+use selfheal_core::{Publisher, ServiceArgs, kafka, launch};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "selfheal-collector",
+    version,
     about = "Receives OTLP/HTTP, Alertmanager and Loki telemetry and writes it to telemetry.raw"
 )]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// Address of the OTLP/HTTP receiver (also serves /v1/alertmanager and /loki/api/v1/push).
     #[arg(long, env = "SELFHEAL_OTLP_HTTP_ADDR", default_value = selfheal_collector::DEFAULT_OTLP_HTTP_ADDR)]
     otlp_http_addr: SocketAddr,
@@ -42,45 +34,43 @@ struct Args {
     auth_token_env: Option<String>,
 }
 
+impl Args {
+    /// The receiver's settings; the token is read from the variable `--auth-token-env` names.
+    fn config(&self, topic: String) -> anyhow::Result<CollectorConfig> {
+        let mut config = CollectorConfig::new(self.otlp_http_addr, topic);
+        config.max_body_bytes = self.max_body_bytes;
+        config.max_in_flight = self.max_in_flight;
+        config.publish_timeout = Duration::from_secs(self.publish_timeout_secs);
+        config.auth_token = match &self.auth_token_env {
+            Some(name) => Some(
+                std::env::var(name)
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+                    .with_context(|| format!("--auth-token-env names {name}, which is unset or empty"))?,
+            ),
+            None => None,
+        };
+        Ok(config)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-collector");
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = Health::new();
-    let auth_token = match &args.auth_token_env {
-        Some(name) => Some(
-            std::env::var(name)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .with_context(|| format!("--auth-token-env names {name}, which is unset or empty"))?,
-        ),
-        None => None,
-    };
-    http::serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
+    // Not a stage: the collector's input is HTTP, its output one topic.
+    launch::run("selfheal-collector", args.service.clone(), |svc| async move {
+        let topic = svc.kafka().topic(selfheal_events::TELEMETRY_RAW);
+        let config = args.config(topic.clone())?;
+        svc.serve_ops().await?;
+        prepare(svc.kafka(), svc.runtime(), svc.codec(), &topic, svc.shutdown())
+            .await
+            .context("preparing telemetry.raw")?;
+        let publisher = Publisher::new(kafka::producer(svc.kafka())?, svc.codec().clone(), "collector");
+        let (metrics, health, shutdown) = (svc.metrics().clone(), svc.health().clone(), svc.shutdown().clone());
+        start(config, publisher.clone(), metrics, health, shutdown.clone()).await?;
+        shutdown.wait().await;
+        publisher.flush(svc.runtime().grace_period());
+        Ok(())
+    })
     .await
-    .with_context(|| format!("cannot serve operations endpoints on {}", args.runtime.http_addr))?;
-
-    let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let topic = args.kafka.topic(selfheal_events::TELEMETRY_RAW);
-    prepare(&args.kafka, &args.runtime, &codec, &topic, &shutdown)
-        .await
-        .context("preparing telemetry.raw")?;
-    let publisher = Publisher::new(kafka::producer(&args.kafka)?, codec, "collector");
-
-    let mut config = CollectorConfig::new(args.otlp_http_addr, topic);
-    config.max_body_bytes = args.max_body_bytes;
-    config.max_in_flight = args.max_in_flight;
-    config.publish_timeout = std::time::Duration::from_secs(args.publish_timeout_secs);
-    config.auth_token = auth_token;
-    start(config, publisher.clone(), metrics, health, shutdown.clone()).await?;
-
-    shutdown.wait().await;
-    publisher.flush(args.runtime.grace_period());
-    Ok(())
 }

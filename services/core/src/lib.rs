@@ -2,7 +2,7 @@
 //!
 //! A stage is a library type implementing [`Stage`]: one decoded input record in, zero or
 //! more output records out. The [`runner`] owns everything else so that every stage gets
-//! the same delivery guarantees (DESIGN.md, "The stage runtime"):
+//! the same delivery guarantees (ARCHITECTURE.md at the repository root, "Delivery rules"):
 //!
 //! 1. at-least-once: outputs are produced and their delivery awaited before the input
 //!    offset is stored;
@@ -12,6 +12,9 @@
 //! 4. W3C trace context travels in Kafka headers from input to outputs;
 //! 5. SIGTERM stops polling, finishes the record in hand, commits and flushes;
 //! 6. `/healthz`, `/readyz` and Prometheus `/metrics` are served by [`http`].
+//!
+//! A service binary is its flags, its stage and a call to [`launch::run_stage`] (or
+//! [`launch::run`]), which does the set-up every service shares.
 
 pub mod backoff;
 pub mod config;
@@ -20,6 +23,7 @@ pub mod embedded;
 pub mod headers;
 pub mod http;
 pub mod kafka;
+pub mod launch;
 pub mod metrics;
 pub mod publisher;
 pub mod registry;
@@ -30,6 +34,7 @@ pub mod stage;
 pub mod telemetry;
 
 pub use config::{KafkaArgs, RegistryArgs, RuntimeArgs, TelemetryArgs};
+pub use launch::{Service, ServiceArgs};
 pub use publisher::Publisher;
 pub use runner::{RunSummary, Runner, RunnerError};
 pub use shutdown::Shutdown;

@@ -1,8 +1,8 @@
 //! Running a stage as a service: wait for the broker, register schemas (refusing to start
 //! on an incompatible change), create topics, serve operations endpoints, run the runner.
 //!
-//! Each service's `main.rs` parses its flags and calls [`run_stage_service`]; `selfheal up`
-//! and the demo call [`start_stage`] once per stage in one process.
+//! Each service's `main.rs` parses its flags and calls [`crate::launch::run_stage`], which
+//! ends here; `selfheal up` and the demo call [`start_stage`] once per stage in one process.
 
 use std::sync::Arc;
 

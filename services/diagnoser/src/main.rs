@@ -2,29 +2,18 @@
 //! repository and publishes one `Diagnosis` per incident to `diagnoses`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use selfheal_core::http::{Health, ops_router, serve};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::service::{Shared, run_stage};
-use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
+use selfheal_core::{ServiceArgs, launch};
 use selfheal_diagnoser::{DEFAULT_LEARNER_URL, Diagnoser, DiagnoserLlmSettings};
-use selfheal_events::Codec;
 
 /// The diagnoser service.
 #[derive(Debug, Parser)]
 #[command(name = "selfheal-diagnoser", version, about)]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// The service catalog (TOML): service → repository, language, source root, …
     #[arg(long = "catalog", env = "SELFHEAL_CATALOG")]
     catalog: PathBuf,
@@ -45,35 +34,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-diagnoser");
-    // A wrong LLM configuration fails the start; the error names variables, never the key.
-    let llm = args.llm.client().context("LLM configuration")?;
-    let settings = DiagnoserLlmSettings {
-        min_rule_confidence: args.llm_min_rule_confidence,
-        ..DiagnoserLlmSettings::default()
-    };
-    let diagnoser = Diagnoser::from_config(&args.catalog, &args.learner_url)
-        .with_context(|| format!("loading the catalog {}", args.catalog.display()))?
-        .with_llm(llm, settings);
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = Health::new();
-    serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding {}", args.runtime.http_addr))?;
-    let shared = Shared {
-        kafka: args.kafka,
-        runtime: args.runtime,
-        codec: Arc::new(Codec::new(&args.registry.url).context("schema registry client")?),
-        metrics,
-        health,
-        shutdown,
-    };
-    let summary = run_stage(Arc::new(diagnoser), shared).await?;
-    tracing::info!(?summary, "diagnoser stopped");
+    launch::run_stage("selfheal-diagnoser", args.service, |_| {
+        // A wrong LLM configuration fails the start; the error names variables, never the key.
+        let llm = args.llm.client().context("LLM configuration")?;
+        let settings = DiagnoserLlmSettings {
+            min_rule_confidence: args.llm_min_rule_confidence,
+            ..DiagnoserLlmSettings::default()
+        };
+        Ok(Diagnoser::from_config(&args.catalog, &args.learner_url)
+            .with_context(|| format!("loading the catalog {}", args.catalog.display()))?
+            .with_llm(llm, settings))
+    })
+    .await?;
     Ok(())
 }

@@ -6,11 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use selfheal_core::http::{Health, ops_router, serve};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::service::{Shared, run_stage};
-use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
-use selfheal_events::Codec;
+use selfheal_core::{ServiceArgs, launch};
 use selfheal_monitor::{FileStateStore, Monitor, MonitorConfig};
 
 /// The monitor: error rates against baselines, new exception fingerprints, log templates.
@@ -18,13 +14,7 @@ use selfheal_monitor::{FileStateStore, Monitor, MonitorConfig};
 #[command(name = "selfheal-monitor", version)]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// Length of the sliding error-rate window, seconds of event time.
     #[arg(long, env = "SELFHEAL_MONITOR_WINDOW_SECS", default_value_t = 10)]
     window_secs: u64,
@@ -78,37 +68,19 @@ impl Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-monitor");
     let config = args.config();
-    // A state directory that cannot be read stops the start: starting empty would report
-    // every known failure as new.
-    let monitor = match &config.state_dir {
-        Some(dir) => Monitor::with_store(config.clone(), Arc::new(FileStateStore::new(dir)))
-            .with_context(|| format!("loading monitor state from {}", dir.display()))?,
-        None => Monitor::new(config),
-    };
-    let monitor = Arc::new(monitor);
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = Health::new();
-    serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .context("serving /healthz, /readyz and /metrics")?;
-    let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let shared = Shared {
-        kafka: args.kafka,
-        runtime: args.runtime,
-        codec,
-        metrics,
-        health,
-        shutdown,
-    };
-    let result = run_stage(monitor.clone(), shared).await;
-    monitor.save_state().context("saving monitor state at shutdown")?;
-    result.context("monitor stage")?;
+    launch::run("selfheal-monitor", args.service, |svc| async move {
+        // A state directory that cannot be read stops the start: starting empty would report
+        // every known failure as new.
+        let monitor = Arc::new(match &config.state_dir {
+            Some(dir) => Monitor::with_store(config.clone(), Arc::new(FileStateStore::new(dir)))
+                .with_context(|| format!("loading monitor state from {}", dir.display()))?,
+            None => Monitor::new(config),
+        });
+        let result = svc.run_stage(monitor.clone()).await;
+        monitor.save_state().context("saving monitor state at shutdown")?;
+        result
+    })
+    .await?;
     Ok(())
 }

@@ -1,15 +1,10 @@
 //! selfheal-repairer: consumes `diagnoses`, produces `patches` (see the library docs).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use selfheal_core::http::{ops_router, serve};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::service::{Shared, run_stage};
-use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
-use selfheal_events::Codec;
+use selfheal_core::{ServiceArgs, launch};
 use selfheal_repairer::{AgentSettings, RepairerConfig};
 
 /// The repairer service: fix templates, regression tests, sandbox validation, policy gate, branches.
@@ -17,13 +12,7 @@ use selfheal_repairer::{AgentSettings, RepairerConfig};
 #[command(name = "selfheal-repairer", version)]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// The service catalog (TOML): repositories, test commands, limits, protected globs.
     #[arg(long, env = "SELFHEAL_CATALOG", default_value = "examples/catalog.toml")]
     catalog: PathBuf,
@@ -53,43 +42,28 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-repairer");
-    let mut config = RepairerConfig {
-        python: args.python.clone(),
-        allow_unsandboxed: args.allow_unsandboxed,
-        ..RepairerConfig::default()
-    };
-    if let Some(dir) = args.work_dir.clone() {
-        config.work_dir = dir;
-    }
-    // Configuration errors fail the start; the key itself is never part of an error or log.
-    let client = args.llm.client().context("configuring the LLM")?;
-    let settings = AgentSettings {
-        max_rounds: args.llm_max_rounds.max(1),
-        context_lines: args.llm_context_lines,
-        ..AgentSettings::default()
-    };
-    let repairer = selfheal_repairer::build(&args.catalog, args.policies_dir.as_deref(), config)
-        .context("building the repairer")?
-        .with_llm(client, settings);
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = selfheal_core::http::Health::new();
-    serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .context("serving health and metrics")?;
-    let shared = Shared {
-        kafka: args.kafka,
-        runtime: args.runtime,
-        codec: Arc::new(Codec::new(&args.registry.url).context("schema registry client")?),
-        metrics,
-        health,
-        shutdown,
-    };
-    run_stage(Arc::new(repairer), shared).await?;
+    launch::run_stage("selfheal-repairer", args.service, |_| {
+        let mut config = RepairerConfig {
+            python: args.python.clone(),
+            allow_unsandboxed: args.allow_unsandboxed,
+            ..RepairerConfig::default()
+        };
+        if let Some(dir) = args.work_dir.clone() {
+            config.work_dir = dir;
+        }
+        // Configuration errors fail the start; the key itself is never part of an error or log.
+        let client = args.llm.client().context("configuring the LLM")?;
+        let settings = AgentSettings {
+            max_rounds: args.llm_max_rounds.max(1),
+            context_lines: args.llm_context_lines,
+            ..AgentSettings::default()
+        };
+        Ok(
+            selfheal_repairer::build(&args.catalog, args.policies_dir.as_deref(), config)
+                .context("building the repairer")?
+                .with_llm(client, settings),
+        )
+    })
+    .await?;
     Ok(())
 }

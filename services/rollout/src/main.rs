@@ -7,11 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use selfheal_catalog::Catalog;
-use selfheal_core::http::{Health, ops_router, serve};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::service::{Shared, run_stage, start_stage};
-use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
-use selfheal_events::{Codec, topics};
+use selfheal_core::service::start_stage;
+use selfheal_core::{ServiceArgs, launch};
+use selfheal_events::topics;
 use selfheal_governance::PolicyEngine;
 use selfheal_rollout::{
     AnalysisConfig, KafkaErrorRates, LocalProcessConfig, LocalProcessDeployer, Rollout, RolloutConfig,
@@ -22,13 +20,7 @@ use selfheal_rollout::{
 #[command(name = "selfheal-rollout", version)]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// The service catalog (TOML).
     #[arg(long, env = "SELFHEAL_CATALOG", default_value = "examples/catalog.toml")]
     catalog: PathBuf,
@@ -67,79 +59,76 @@ struct Args {
     change_freeze: bool,
 }
 
+impl Args {
+    /// How the local-process deployer starts versions of a service.
+    fn deployer_config(&self) -> LocalProcessConfig {
+        LocalProcessConfig {
+            collector_otlp_url: Some(self.collector_otlp_url.clone()),
+            python: self.python.clone(),
+            state_dir: self.state_dir.join("deploy"),
+            health_timeout: Duration::from_secs(self.health_timeout_secs),
+        }
+    }
+
+    /// Canary analysis, environment and state of the rollout stage.
+    fn config(&self) -> RolloutConfig {
+        RolloutConfig {
+            analysis: AnalysisConfig {
+                min_window: Duration::from_secs(self.canary_secs),
+                max_window: Duration::from_secs(self.canary_max_secs.max(self.canary_secs)),
+                min_requests: self.min_requests,
+                tolerance: self.canary_tolerance,
+                ..AnalysisConfig::default()
+            },
+            environment: self.environment.clone(),
+            change_freeze: self.change_freeze,
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-rollout");
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = Health::new();
-    serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .context("serving operations endpoints")?;
-    let catalog =
-        Arc::new(Catalog::load(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?);
-    let policy = Arc::new(match &args.policy_dir {
-        Some(dir) => PolicyEngine::from_dir(dir).with_context(|| format!("policies in {}", dir.display()))?,
-        None => PolicyEngine::embedded().context("embedded policies")?,
-    });
-    let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let rates = KafkaErrorRates::start(
-        &args.kafka,
-        codec.clone(),
-        &args.kafka.topic(topics::TELEMETRY_RAW),
-        shutdown.clone(),
-    )
-    .context("traffic observer")?;
-    let deployer = Arc::new(LocalProcessDeployer::new(LocalProcessConfig {
-        collector_otlp_url: Some(args.collector_otlp_url.clone()),
-        python: args.python.clone(),
-        state_dir: args.state_dir.join("deploy"),
-        health_timeout: Duration::from_secs(args.health_timeout_secs),
-    }));
-    for svc in catalog.services().filter(|s| s.deployer == "local-process") {
-        // A service that does not start now is retried when a patch for it arrives.
-        match deployer.ensure_stable(svc).await {
-            Ok(version) => tracing::info!(service = %svc.name, %version, "stable version running"),
-            Err(e) => tracing::error!(service = %svc.name, error = %e, "cannot start the stable version"),
+    launch::run("selfheal-rollout", args.service.clone(), |svc| async move {
+        // Starting the stable versions can take a while: answer the probes meanwhile.
+        svc.serve_ops().await?;
+        let catalog =
+            Arc::new(Catalog::load(&args.catalog).with_context(|| format!("catalog {}", args.catalog.display()))?);
+        let policy = Arc::new(match &args.policy_dir {
+            Some(dir) => PolicyEngine::from_dir(dir).with_context(|| format!("policies in {}", dir.display()))?,
+            None => PolicyEngine::embedded().context("embedded policies")?,
+        });
+        let rates = KafkaErrorRates::start(
+            svc.kafka(),
+            svc.codec().clone(),
+            &svc.kafka().topic(topics::TELEMETRY_RAW),
+            svc.shutdown().clone(),
+        )
+        .context("traffic observer")?;
+        let deployer = Arc::new(LocalProcessDeployer::new(args.deployer_config()));
+        for entry in catalog.services().filter(|s| s.deployer == "local-process") {
+            // A service that does not start now is retried when a patch for it arrives.
+            match deployer.ensure_stable(entry).await {
+                Ok(version) => tracing::info!(service = %entry.name, %version, "stable version running"),
+                Err(e) => tracing::error!(service = %entry.name, error = %e, "cannot start the stable version"),
+            }
         }
-    }
-    let config = RolloutConfig {
-        analysis: AnalysisConfig {
-            min_window: Duration::from_secs(args.canary_secs),
-            max_window: Duration::from_secs(args.canary_max_secs.max(args.canary_secs)),
-            min_requests: args.min_requests,
-            tolerance: args.canary_tolerance,
-            ..AnalysisConfig::default()
-        },
-        environment: args.environment.clone(),
-        change_freeze: args.change_freeze,
-        state_dir: args.state_dir.clone(),
-    };
-    let stage = Rollout::new(catalog, policy, deployer.clone(), Arc::new(rates), config).context("rollout state")?;
-    let approvals = Arc::new(stage.approvals());
-    let shared = Shared {
-        kafka: args.kafka,
-        runtime: args.runtime,
-        codec,
-        metrics,
-        health,
-        shutdown,
-    };
-    let mut approvals_shared = shared.clone();
-    approvals_shared.runtime.group_id = shared.runtime.group_id.as_ref().map(|g| format!("{g}-approvals"));
-    let approvals_task = start_stage(approvals, approvals_shared);
-    let result = run_stage(Arc::new(stage), shared.clone()).await;
-    shared.shutdown.trigger();
-    let approvals_result = approvals_task.await;
-    deployer.shutdown().await;
-    result.context("rollout stage")?;
-    approvals_result
-        .context("approvals stage panicked")?
-        .context("approvals stage")?;
-    Ok(())
+        let stage =
+            Rollout::new(catalog, policy, deployer.clone(), Arc::new(rates), args.config()).context("rollout state")?;
+        // Approvals are a second stage of this process, in a consumer group of their own.
+        let mut approvals_shared = svc.shared().clone();
+        approvals_shared.runtime.group_id = svc.runtime().group_id.as_ref().map(|g| format!("{g}-approvals"));
+        let approvals = start_stage(Arc::new(stage.approvals()), approvals_shared);
+        let result = svc.run_stage(Arc::new(stage)).await;
+        svc.shutdown().trigger();
+        let approvals_result = approvals.await;
+        deployer.shutdown().await;
+        result?;
+        approvals_result
+            .context("approvals stage panicked")?
+            .context("approvals stage")?;
+        Ok(())
+    })
+    .await
 }

@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use selfheal_core::http::{Health, ops_router, serve};
-use selfheal_core::metrics::Metrics;
-use selfheal_core::service::{Shared, run_stage};
-use selfheal_core::{KafkaArgs, RegistryArgs, RuntimeArgs, Shutdown, TelemetryArgs, telemetry};
-use selfheal_events::{Codec, topics};
+use selfheal_core::{ServiceArgs, launch};
+use selfheal_events::topics;
 use selfheal_verifier::{KafkaFingerprintWatch, MonitorFingerprinter, Verifier, VerifierConfig};
 
 /// Reads `rollouts`, watches telemetry after promotion, writes one Outcome per incident.
@@ -18,13 +15,7 @@ use selfheal_verifier::{KafkaFingerprintWatch, MonitorFingerprinter, Verifier, V
 #[command(name = "selfheal-verifier", version)]
 struct Args {
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    service: ServiceArgs,
     /// Seconds to watch for the incident's fingerprint after promotion.
     #[arg(long, env = "SELFHEAL_VERIFY_WINDOW_SECS", default_value_t = 10)]
     verify_window_secs: u64,
@@ -42,42 +33,24 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "selfheal-verifier");
-    let shutdown = Shutdown::on_signals();
-    let metrics = Metrics::shared();
-    let health = Health::new();
-    serve(
-        args.runtime.http_addr,
-        ops_router(health.clone(), metrics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .context("serving operations endpoints")?;
-    let codec = Arc::new(Codec::new(&args.registry.url).context("schema registry client")?);
-    let watch = KafkaFingerprintWatch::start(
-        &args.kafka,
-        codec.clone(),
-        &args.kafka.topic(topics::TELEMETRY_RAW),
-        Arc::new(MonitorFingerprinter),
-        shutdown.clone(),
-    )
-    .context("telemetry watch")?;
-    let config = VerifierConfig {
-        window: Duration::from_secs(args.verify_window_secs),
-        settle: Duration::from_millis(args.verify_settle_ms),
-        low_traffic_below: args.verify_min_requests,
-        state_dir: args.state_dir,
-        ..VerifierConfig::default()
-    };
-    let stage = Verifier::new(Arc::new(watch), config).context("verifier")?;
-    let shared = Shared {
-        kafka: args.kafka,
-        runtime: args.runtime,
-        codec,
-        metrics,
-        health,
-        shutdown,
-    };
-    run_stage(Arc::new(stage), shared).await.context("verifier stage")?;
+    launch::run_stage("selfheal-verifier", args.service, |svc| {
+        let watch = KafkaFingerprintWatch::start(
+            svc.kafka(),
+            svc.codec().clone(),
+            &svc.kafka().topic(topics::TELEMETRY_RAW),
+            Arc::new(MonitorFingerprinter),
+            svc.shutdown().clone(),
+        )
+        .context("telemetry watch")?;
+        let config = VerifierConfig {
+            window: Duration::from_secs(args.verify_window_secs),
+            settle: Duration::from_millis(args.verify_settle_ms),
+            low_traffic_below: args.verify_min_requests,
+            state_dir: args.state_dir,
+            ..VerifierConfig::default()
+        };
+        Verifier::new(Arc::new(watch), config).context("verifier")
+    })
+    .await?;
     Ok(())
 }
