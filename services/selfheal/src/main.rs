@@ -2,52 +2,10 @@
 //! trace and log tools. Each subcommand lives in its own module of the library.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use selfheal::cmd::{approve, explain, knowledge, logs, record, tail, trace, up};
+use clap::Parser;
+use selfheal::cmd::{Cli, Command, approve, explain, fix, knowledge, logs, record, tail, trace, up};
 use selfheal::demo;
 use selfheal_core::{Shutdown, TelemetryArgs};
-
-/// selfheal turns production failures into reviewed, tested, canary-verified code fixes.
-#[derive(Debug, Parser)]
-#[command(name = "selfheal", version, propagate_version = true)]
-struct Cli {
-    /// Logs and traces of selfheal itself.
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// The end-to-end demo: a failing Python service is diagnosed, patched, canaried and verified.
-    Demo(demo::DemoArgs),
-    /// Run all seven stages in one process (against a broker and registry, or embedded).
-    Up(Box<up::UpArgs>),
-    /// Print the records of a pipeline topic (one JSON line each; a summary line for outcomes).
-    Tail(tail::TailArgs),
-    /// Approve the pending patch of an incident.
-    Approve(approve::DecideArgs),
-    /// Reject the pending patch of an incident.
-    Reject(approve::DecideArgs),
-    /// List patches awaiting approval.
-    Pending(approve::PendingArgs),
-    /// What the learning store knows: fixes per failure fingerprint.
-    Knowledge(knowledge::KnowledgeArgs),
-    /// Record topics up to their current end into a JSON-lines file.
-    Record(record::RecordArgs),
-    /// Produce a recording made by `selfheal record` again.
-    Replay(record::ReplayArgs),
-    /// Why the agent did what it did for one incident: evidence, hypotheses, model exchanges,
-    /// repair attempts, rollout and outcome (from the topics or a recording).
-    Explain(Box<explain::ExplainArgs>),
-    /// Stack trace tools.
-    #[command(subcommand)]
-    Trace(trace::TraceCommand),
-    /// Log tools.
-    #[command(subcommand)]
-    Logs(logs::LogsCommand),
-}
 
 #[tokio::main]
 async fn main() {
@@ -104,6 +62,7 @@ async fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
                 Command::Explain(args) => explain::run(&args, &mut stdout).await,
+                Command::Fix(args) => fix::run(&args, &mut stdout).await,
                 Command::Demo(_) | Command::Trace(_) | Command::Logs(_) => Ok(()),
             }
         }
