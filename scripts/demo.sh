@@ -10,8 +10,10 @@
 # this script installs with apt-get when it runs as root and they are missing:
 #   libclang-dev (RocksDB's bindgen), bubblewrap (the test sandbox), git,
 #   python3-venv (when `python3 -m venv` does not work).
-# The first build compiles librdkafka and RocksDB in release mode: expect 5-15
-# minutes once; later runs start in seconds.
+# The first build compiles librdkafka and RocksDB: expect tens of minutes once on a
+# 2-core machine; later runs start in seconds. The build is cargo's dev profile, the one
+# scripts/test.sh builds (dependencies optimised, see [profile.dev] in Cargo.toml), so the
+# demo and the test suite share one build instead of compiling everything twice.
 #
 # Environment:
 #   CARGO_TARGET_DIR   build directory (default ~/.cache/selfheal/target)
@@ -54,11 +56,13 @@ command -v cargo >/dev/null || { say "cargo not found: install Rust from https:/
 command -v python3 >/dev/null || { say "python3 not found"; exit 1; }
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/selfheal/target}
-bin=$CARGO_TARGET_DIR/release/selfheal
+bin=$CARGO_TARGET_DIR/debug/selfheal
+quiet=(--quiet)
 if [[ ! -x $bin ]]; then
-  say "building selfheal (release; the first build takes several minutes, later ones seconds)"
+  say "building selfheal (the first build compiles librdkafka and RocksDB: tens of minutes on 2 cores; later ones seconds)"
+  quiet=() # cargo's progress, for the long first build
 fi
-cargo build --release --quiet -p selfheal >&2
+cargo build "${quiet[@]}" -p selfheal --bin selfheal >&2
 
 if [[ -z ${SELFHEAL_PYTHON:-} ]]; then
   say "preparing the Python environment of pricing-api (once)"

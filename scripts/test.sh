@@ -126,6 +126,14 @@ fi
 say "running the Rust test suite"
 cargo test --workspace --no-fail-fast "$@"
 
+# --- the README's first command, as written ---------------------------------------------------
+# scripts/demo.sh --json twice in one fresh state directory, with a new user's environment; the
+# Outcome must be healed at pricing_logic.py:14 in calc on a selfheal/… branch with a regression
+# test that failed before and passes after, and the second run must try the learned fix first.
+# Its build is the dev-profile build above (nothing is compiled again).
+say "running the README's first command (scripts/demo.sh --json, twice)"
+python3 scripts/check-demo.py
+
 say "running the example service's own tests"
 (cd examples/pricing-api && "$SELFHEAL_PYTHON" -m pytest -q)
 
