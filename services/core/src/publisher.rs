@@ -4,8 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use selfheal_events::{Codec, CodecError, Record};
 
 use crate::headers;
@@ -28,6 +31,23 @@ impl From<CodecError> for PublishError {
         } else {
             PublishError::Encode(e.to_string())
         }
+    }
+}
+
+/// How long a record may wait for room in the producer's queue before it counts as not sent.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The partition and offset of a delivered record, or why it was not delivered.
+pub fn delivered(
+    topic: &str,
+    report: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+) -> Result<(i32, i64), PublishError> {
+    match report {
+        Ok(Ok(d)) => Ok((d.partition, d.offset)),
+        Ok(Err((e, _))) => Err(PublishError::Transient(format!("delivery to {topic} failed: {e}"))),
+        Err(_) => Err(PublishError::Transient(format!(
+            "delivery to {topic} failed: the producer was closed"
+        ))),
     }
 }
 
@@ -75,6 +95,19 @@ impl Publisher {
         record: &R,
         extra: &HashMap<String, String>,
     ) -> Result<(i32, i64), PublishError> {
+        let delivery = self.enqueue(topic, record, extra).await?;
+        delivered(topic, delivery.await)
+    }
+
+    /// Encodes `record` and hands it to the producer without waiting for the broker: the
+    /// returned future resolves with the delivery report. Callers that must know the record
+    /// arrived (the runner, before storing an offset) await it, possibly together with others.
+    pub async fn enqueue<R: Record>(
+        &self,
+        topic: &str,
+        record: &R,
+        extra: &HashMap<String, String>,
+    ) -> Result<DeliveryFuture, PublishError> {
         let (key, value) = self.codec.encode(topic, record).await?;
         let incident = if R::TOPIC == selfheal_events::TELEMETRY_RAW {
             None
@@ -98,7 +131,7 @@ impl Publisher {
                 value: Some(id.as_bytes()),
             });
         }
-        self.send_raw(topic, Some(&key), &value, hdrs).await
+        self.enqueue_raw(topic, Some(&key), &value, hdrs).await
     }
 
     /// Produces raw bytes (dead letters keep the original bytes) and awaits delivery.
@@ -109,13 +142,49 @@ impl Publisher {
         value: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(i32, i64), PublishError> {
+        let delivery = self.enqueue_raw(topic, key, value, headers).await?;
+        delivered(topic, delivery.await)
+    }
+
+    /// Produces again a record whose delivery failed, byte for byte, headers included.
+    pub async fn resend(&self, failed: &OwnedMessage) -> Result<DeliveryFuture, PublishError> {
+        let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
+        self.enqueue_raw(
+            failed.topic(),
+            failed.key(),
+            failed.payload().unwrap_or_default(),
+            headers,
+        )
+        .await
+    }
+
+    /// Hands raw bytes to the producer; while its queue is full, waits for room (as
+    /// `FutureProducer::send` does) for at most the delivery timeout.
+    pub async fn enqueue_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<DeliveryFuture, PublishError> {
         let mut rec = FutureRecord::to(topic).payload(value).headers(headers);
         if let Some(k) = key {
             rec = rec.key(k);
         }
-        match self.producer.send(rec, Duration::from_secs(30)).await {
-            Ok(d) => Ok((d.partition, d.offset)),
-            Err((e, _)) => Err(PublishError::Transient(format!("delivery to {topic} failed: {e}"))),
+        let deadline = tokio::time::Instant::now() + QUEUE_TIMEOUT;
+        loop {
+            match self.producer.send_result(rec) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    rec = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => {
+                    return Err(PublishError::Transient(format!("cannot produce to {topic}: {e}")));
+                }
+            }
         }
     }
 

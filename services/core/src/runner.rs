@@ -1,14 +1,18 @@
 //! The runner: consumes a stage's input topic and applies the delivery rules around
 //! [`Stage::process`]. See the crate documentation for the rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::DeliveryFuture;
 use selfheal_events::{Codec, CodecError, Record};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -83,10 +87,28 @@ impl Topics {
     }
 }
 
+/// Records decoded ahead of the stage, waiting for it in a bounded queue.
+const DECODE_AHEAD: usize = 256;
+
+/// Records processed whose outputs may still be in flight before the runner waits for the
+/// oldest: enough to keep a producer's batches full, few enough that a restart after a crash
+/// redoes little. A record counts once however many outputs it has.
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// How often the offsets of finished records are stored when nothing else forces it (the
+/// commit itself runs every `auto.commit.interval.ms`).
+const STORE_EVERY: Duration = Duration::from_millis(100);
+
 /// Runs one stage against Kafka.
+///
+/// Three things overlap (as rust-arroyo's run-task strategies and Vector's Kafka sink do):
+/// a task polls and decodes records ahead of the stage; the stage processes one record at a
+/// time, in order, and hands its outputs to the producer without waiting; the delivery
+/// reports are awaited together, oldest first, and a record's offset is stored only once
+/// every output of it and of every record before it on its partition is acknowledged.
 pub struct Runner<S: Stage> {
     stage: Arc<S>,
-    consumer: StreamConsumer<LagContext>,
+    consumer: Arc<StreamConsumer<LagContext>>,
     publisher: Publisher,
     topics: Topics,
     runtime: RuntimeArgs,
@@ -96,12 +118,118 @@ pub struct Runner<S: Stage> {
 
 /// How one record ended.
 enum Finished {
+    /// Processed; its outputs are with the producer.
     Done {
-        outputs: u64,
+        partition: i32,
+        offset: i64,
+        deliveries: Vec<DeliveryFuture>,
     },
-    DeadLettered(String),
+    /// Sent to the dead-letter topic (delivery awaited: dead letters are rare).
+    DeadLettered { partition: i32, offset: i64, error: String },
     /// Shutdown or grace period ran out before the record finished: do not store its offset.
     Abandoned,
+}
+
+/// A record read and decoded ahead of the stage.
+struct Polled<I> {
+    /// The record as consumed: its position, and its bytes and headers for a dead letter.
+    msg: OwnedMessage,
+    ctx: RecordContext,
+    /// The decoded value, or why it can never decode (transient failures are retried first).
+    input: Result<I, CodecError>,
+}
+
+/// A processed record whose outputs may not all be acknowledged yet.
+struct InFlight {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    outputs: u64,
+    deliveries: Vec<DeliveryFuture>,
+}
+
+/// Processed records in the order they were consumed, and the offsets ready to store.
+#[derive(Default)]
+struct Window {
+    records: VecDeque<InFlight>,
+    /// The next offset to store per (topic, partition): every record before it is finished.
+    ready: HashMap<(String, i32), i64>,
+    last_store: Option<Instant>,
+    /// Outputs of the oldest record whose delivery failed: to be produced again.
+    failed: Vec<(OwnedMessage, String)>,
+    /// A delivery report that will never come (the producer was closed).
+    lost: bool,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Pops every record at the front whose outputs are all acknowledged, without waiting.
+    /// A failed delivery is left in `failed` for the runner to produce again.
+    fn settle(&mut self, summary: &mut RunSummary, out: &prometheus::IntCounter) {
+        while let Some(front) = self.records.front_mut() {
+            if !self.failed.is_empty() || self.lost {
+                return;
+            }
+            while let Some(delivery) = front.deliveries.last_mut() {
+                let Some(report) = delivery.now_or_never() else {
+                    return;
+                };
+                front.deliveries.pop();
+                match report {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, msg))) => self.failed.push((msg, e.to_string())),
+                    Err(_) => self.lost = true,
+                }
+            }
+            if !self.failed.is_empty() || self.lost {
+                return;
+            }
+            if let Some(done) = self.records.pop_front() {
+                summary.records += 1;
+                summary.outputs += done.outputs;
+                out.inc_by(done.outputs);
+                self.ready.insert((done.topic, done.partition), done.offset);
+            }
+        }
+    }
+
+    /// Waits for the oldest record's next delivery report and takes it in.
+    async fn wait_oldest(&mut self) {
+        let Some(front) = self.records.front_mut() else {
+            return;
+        };
+        let Some(delivery) = front.deliveries.last_mut() else {
+            return;
+        };
+        let report = delivery.await;
+        front.deliveries.pop();
+        match report {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, msg))) => self.failed.push((msg, e.to_string())),
+            Err(_) => self.lost = true,
+        }
+    }
+
+    /// Stores the offsets of finished records (librdkafka stores offset + 1).
+    fn store(&mut self, consumer: &StreamConsumer<LagContext>, stage: &str) {
+        for ((topic, partition), offset) in self.ready.drain() {
+            if let Err(e) = consumer.store_offset(&topic, partition, offset) {
+                // A partition revoked mid-record cannot be stored; its new owner redoes the record.
+                tracing::warn!(stage, %topic, partition, error = %e, "cannot store offset (partition revoked?)");
+            }
+        }
+        self.last_store = Some(Instant::now());
+    }
+
+    /// Offsets are stored every `STORE_EVERY` while records flow, and at once when the window
+    /// empties (the stream paused: nothing will come to trigger a later store).
+    fn store_due(&self) -> bool {
+        !self.ready.is_empty()
+            && (self.records.is_empty() || self.last_store.is_none_or(|t| t.elapsed() >= STORE_EVERY))
+    }
 }
 
 impl<S: Stage> Runner<S> {
@@ -129,7 +257,7 @@ impl<S: Stage> Runner<S> {
             .map_err(|e| kafka::KafkaError::Config(e.to_string()))?;
         Ok(Runner {
             stage,
-            consumer,
+            consumer: Arc::new(consumer),
             publisher,
             topics,
             runtime,
@@ -151,53 +279,110 @@ impl<S: Stage> Runner<S> {
         self.health.set_ready(true);
         tracing::info!(stage = name, input = %self.topics.input, output = %self.topics.output, "stage running");
         let mut summary = RunSummary::default();
+        let decode_retries = Arc::new(AtomicU64::new(0));
+        let (tx, mut rx) = mpsc::channel(DECODE_AHEAD);
+        let poller = tokio::spawn(poll_ahead::<S::Input>(
+            self.consumer.clone(),
+            self.codec().clone(),
+            tx,
+            shutdown.clone(),
+            self.runtime.clone(),
+            self.metrics.clone(),
+            name,
+            decode_retries.clone(),
+        ));
+        let processing = self.metrics.processing.with_label_values(&[name]);
+        let records_out = self.metrics.records_out.with_label_values(&[name]);
+        let mut window = Window::default();
         let mut in_a_row = 0u32;
         let result = loop {
-            let msg = tokio::select! {
+            // Take in what was acknowledged, produce again what failed, store offsets when
+            // due; when the window is full, wait for its oldest record.
+            let full = window.len() >= MAX_IN_FLIGHT;
+            if self
+                .settle(&mut window, &mut summary, &records_out, &shutdown, full)
+                .await
+                .is_err()
+            {
+                break Ok(());
+            }
+            let polled = tokio::select! {
                 biased;
                 _ = shutdown.wait() => break Ok(()),
-                m = self.consumer.recv() => m,
+                p = rx.recv() => match p {
+                    Some(p) => p,
+                    None => break Ok(()), // the poller stopped: shutdown
+                },
+                // Nothing to read: take in delivery reports meanwhile.
+                _ = window.wait_oldest(), if window.len() > 0 => continue,
             };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    // Broker gone, rebalance in progress…: librdkafka reconnects by itself.
-                    tracing::warn!(stage = name, error = %e, "consume error; the client keeps reconnecting");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            self.metrics.records_in.with_label_values(&[name]).inc();
             let started = Instant::now();
-            let finished = self.handle(&msg, &shutdown, &mut summary).await;
-            self.metrics
-                .processing
-                .with_label_values(&[name])
-                .observe(started.elapsed().as_secs_f64());
-            match finished {
+            let (finished, topic) = self.handle(polled, &shutdown, &mut summary).await;
+            processing.observe(started.elapsed().as_secs_f64());
+            let (partition, offset, deliveries, dead) = match finished {
                 Finished::Abandoned => break Ok(()),
-                Finished::Done { outputs } => {
+                Finished::Done {
+                    partition,
+                    offset,
+                    deliveries,
+                } => {
                     in_a_row = 0;
-                    summary.outputs += outputs;
+                    (partition, offset, deliveries, None)
                 }
-                Finished::DeadLettered(error) => {
+                Finished::DeadLettered {
+                    partition,
+                    offset,
+                    error,
+                } => {
                     in_a_row += 1;
                     summary.dead_letters += 1;
-                    if in_a_row >= self.runtime.max_consecutive_dead_letters {
-                        self.store(&msg);
-                        summary.records += 1;
-                        break Err(RunnerError::TooManyDeadLetters {
-                            stage: name.to_string(),
-                            count: in_a_row,
-                            last_error: error,
-                        });
-                    }
+                    (partition, offset, Vec::new(), Some(error))
                 }
+            };
+            window.records.push_back(InFlight {
+                topic,
+                partition,
+                offset,
+                outputs: deliveries.len() as u64,
+                deliveries,
+            });
+            if let Some(error) = dead
+                && in_a_row >= self.runtime.max_consecutive_dead_letters
+            {
+                break Err(RunnerError::TooManyDeadLetters {
+                    stage: name.to_string(),
+                    count: in_a_row,
+                    last_error: error,
+                });
             }
-            self.store(&msg);
-            summary.records += 1;
         };
         self.health.set_ready(false);
+        // Stop reading ahead: what was read but not processed is not stored, so it is redone.
+        drop(rx);
+        poller.abort();
+        let _ = poller.await;
+        // Finish what is in flight, bounded by the grace period; then store, commit, flush.
+        let drained = tokio::time::timeout(self.runtime.grace_period(), async {
+            while window.len() > 0 {
+                if self
+                    .settle(&mut window, &mut summary, &records_out, &shutdown, true)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .await;
+        if drained.is_err() || window.len() > 0 {
+            tracing::warn!(
+                stage = name,
+                in_flight = window.len(),
+                "records with unacknowledged outputs at shutdown are not stored; they will be redone"
+            );
+        }
+        window.store(&self.consumer, name);
+        summary.retries += decode_retries.load(Ordering::Relaxed);
         // Commit what is stored, then flush: both bounded so SIGTERM exits within the grace period.
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(stage = name, error = %e, "final commit had nothing to commit");
@@ -214,51 +399,92 @@ impl<S: Stage> Runner<S> {
         result.map(|_| summary)
     }
 
-    /// Stores the offset of a finished record (librdkafka stores offset + 1 from a message).
-    fn store(&self, msg: &BorrowedMessage<'_>) {
-        if let Err(e) = self.consumer.store_offset_from_message(msg) {
-            // A partition revoked mid-record cannot be stored; its new owner redoes the record.
-            tracing::warn!(stage = self.stage.name(), error = %e, "cannot store offset (partition revoked?)");
+    /// Settles the window: pops acknowledged records, produces failed outputs again (a
+    /// record is never skipped), stores offsets when due. With `wait`, returns only once the
+    /// oldest record is finished (or the window is empty). `Err` when the run must stop: shut
+    /// down while retrying, or a delivery report that will never come.
+    async fn settle(
+        &self,
+        window: &mut Window,
+        summary: &mut RunSummary,
+        records_out: &prometheus::IntCounter,
+        shutdown: &Shutdown,
+        wait: bool,
+    ) -> Result<(), ()> {
+        let name = self.stage.name();
+        let target = if wait {
+            window.len().saturating_sub(1)
+        } else {
+            usize::MAX
+        };
+        loop {
+            window.settle(summary, records_out);
+            if window.lost {
+                tracing::error!(
+                    stage = name,
+                    "a delivery report was lost (producer closed); stopping without storing"
+                );
+                return Err(());
+            }
+            for (msg, error) in std::mem::take(&mut window.failed) {
+                // The producer gave up after `message.timeout.ms`: produce it again, so the
+                // record is finished only once this output is acknowledged.
+                tracing::warn!(stage = name, topic = msg.topic(), %error, "output not delivered; producing it again");
+                self.metrics.retries.with_label_values(&[name]).inc();
+                summary.retries += 1;
+                let mut backoff = self.runtime.backoff();
+                let again = loop {
+                    match self.publisher.resend(&msg).await {
+                        Ok(d) => break d,
+                        Err(e) => {
+                            if !self.retry_wait(&e.to_string(), &mut backoff, shutdown, summary).await {
+                                return Err(());
+                            }
+                        }
+                    }
+                };
+                if let Some(front) = window.records.front_mut() {
+                    front.deliveries.push(again);
+                }
+            }
+            if window.store_due() {
+                window.store(&self.consumer, name);
+            }
+            if window.len() <= target {
+                return Ok(());
+            }
+            window.wait_oldest().await;
         }
     }
 
-    async fn handle(&self, msg: &BorrowedMessage<'_>, shutdown: &Shutdown, summary: &mut RunSummary) -> Finished {
+    async fn handle(
+        &self,
+        polled: Polled<S::Input>,
+        shutdown: &Shutdown,
+        summary: &mut RunSummary,
+    ) -> (Finished, String) {
         let name = self.stage.name();
-        let payload = msg.payload().unwrap_or_default();
-        let hdrs = headers::to_map(msg.headers());
-        let mut ctx = RecordContext {
-            topic: msg.topic().to_string(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            headers: hdrs,
-            attempt: 0,
-        };
-        let span = tracing::info_span!("process", stage = name, topic = %ctx.topic, partition = ctx.partition, offset = ctx.offset);
+        let Polled { msg, mut ctx, input } = polled;
+        let (partition, offset) = (ctx.partition, ctx.offset);
+        let span = tracing::info_span!("process", stage = name, topic = %ctx.topic, partition, offset);
         let _ = span.set_parent(headers::extract_context(&ctx.headers));
 
-        let mut backoff = self.runtime.backoff();
-        // Decode, retrying while the registry is down.
-        let input = loop {
-            match self.codec().decode::<S::Input>(payload).await {
-                Ok(v) => break v,
-                Err(e) if e.is_transient() => {
-                    if !self.retry_wait(&e.to_string(), &mut backoff, shutdown, summary).await {
-                        return Finished::Abandoned;
-                    }
-                }
-                Err(e) => {
-                    let kind = match e {
-                        CodecError::TooLarge(_) => DeadLetterKind::TooLarge,
-                        _ => DeadLetterKind::Decode,
-                    };
-                    return self.dead_letter(msg, kind, &e.to_string(), shutdown, summary).await;
-                }
+        let input = match input {
+            Ok(v) => v,
+            Err(e) => {
+                let kind = match e {
+                    CodecError::TooLarge(_) => DeadLetterKind::TooLarge,
+                    _ => DeadLetterKind::Decode,
+                };
+                let finished = self.dead_letter(&msg, kind, &e.to_string(), shutdown, summary).await;
+                return (finished, ctx.topic);
             }
         };
 
-        // Process and publish, retrying transient failures; the whole record is redone so
-        // outputs are complete (a duplicate output is recognised downstream by its key).
+        // Process and hand the outputs to the producer, retrying transient failures; the whole
+        // record is redone so outputs are complete (a duplicate output is recognised
+        // downstream by its key). Their delivery is awaited with the window, not here.
+        let mut backoff = self.runtime.backoff();
         loop {
             let grace = async {
                 shutdown.wait().await;
@@ -267,47 +493,60 @@ impl<S: Stage> Runner<S> {
             let work = async {
                 let outputs = self.stage.process(input.clone(), &ctx).await?;
                 let trace = headers::outgoing_trace_headers(&ctx.headers);
-                let mut n = 0u64;
+                let mut deliveries = Vec::with_capacity(outputs.len());
                 for out in &outputs {
-                    self.publisher
-                        .publish(&self.topics.output, out, &trace)
-                        .await
-                        .map_err(|e| match e {
-                            PublishError::Transient(t) => StageError::Transient(t),
-                            PublishError::Encode(t) => StageError::Invalid(format!("output does not encode: {t}")),
-                        })?;
-                    n += 1;
+                    let delivery =
+                        self.publisher
+                            .enqueue(&self.topics.output, out, &trace)
+                            .await
+                            .map_err(|e| match e {
+                                PublishError::Transient(t) => StageError::Transient(t),
+                                PublishError::Encode(t) => StageError::Invalid(format!("output does not encode: {t}")),
+                            })?;
+                    deliveries.push(delivery);
                 }
-                Ok::<u64, StageError>(n)
+                Ok::<Vec<DeliveryFuture>, StageError>(deliveries)
             }
             .instrument(span.clone());
             let result = tokio::select! {
-                r = work => r,
-                _ = grace => {
-                    tracing::warn!(stage = name, offset = ctx.offset, "grace period over: abandoning the record in hand; it will be redone");
-                    return Finished::Abandoned;
-                }
+                r = work => Some(r),
+                _ = grace => None,
+            };
+            let Some(result) = result else {
+                tracing::warn!(
+                    stage = name,
+                    offset,
+                    "grace period over: abandoning the record in hand; it will be redone"
+                );
+                return (Finished::Abandoned, ctx.topic);
             };
             match result {
-                Ok(n) => {
-                    self.metrics.records_out.with_label_values(&[name]).inc_by(n);
-                    return Finished::Done { outputs: n };
+                Ok(deliveries) => {
+                    return (
+                        Finished::Done {
+                            partition,
+                            offset,
+                            deliveries,
+                        },
+                        ctx.topic,
+                    );
                 }
                 Err(StageError::Invalid(reason)) => {
-                    return self
-                        .dead_letter(msg, DeadLetterKind::Invalid, &reason, shutdown, summary)
+                    let finished = self
+                        .dead_letter(&msg, DeadLetterKind::Invalid, &reason, shutdown, summary)
                         .await;
+                    return (finished, ctx.topic);
                 }
                 Err(StageError::Transient(reason)) => {
                     ctx.attempt += 1;
                     if !self.retry_wait(&reason, &mut backoff, shutdown, summary).await {
-                        return Finished::Abandoned;
+                        return (Finished::Abandoned, ctx.topic);
                     }
                 }
                 Err(StageError::Fatal(reason)) => {
                     tracing::error!(stage = name, %reason, "fatal stage error");
                     shutdown.trigger();
-                    return Finished::Abandoned;
+                    return (Finished::Abandoned, ctx.topic);
                 }
             }
         }
@@ -339,7 +578,7 @@ impl<S: Stage> Runner<S> {
 
     async fn dead_letter(
         &self,
-        msg: &BorrowedMessage<'_>,
+        msg: &OwnedMessage,
         kind: DeadLetterKind,
         error: &str,
         shutdown: &Shutdown,
@@ -372,7 +611,11 @@ impl<S: Stage> Runner<S> {
                         .dead_letters
                         .with_label_values(&[name, kind.as_str()])
                         .inc();
-                    return Finished::DeadLettered(error.to_string());
+                    return Finished::DeadLettered {
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        error: error.to_string(),
+                    };
                 }
                 Err(e) => {
                     // Never lose a record: if the dead-letter topic is unreachable, wait for it.
@@ -389,6 +632,77 @@ impl<S: Stage> Runner<S> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Reads and decodes records ahead of the stage, into a bounded queue (so a slow stage stops
+/// the reading). A registry that is down is retried here, in order: no record is skipped.
+#[allow(clippy::too_many_arguments)] // the pieces of the runner the task needs, passed once
+async fn poll_ahead<I: Record>(
+    consumer: Arc<StreamConsumer<LagContext>>,
+    codec: Arc<Codec>,
+    tx: mpsc::Sender<Polled<I>>,
+    shutdown: Shutdown,
+    runtime: RuntimeArgs,
+    metrics: Arc<Metrics>,
+    stage: &'static str,
+    retries: Arc<AtomicU64>,
+) {
+    let records_in = metrics.records_in.with_label_values(&[stage]);
+    let retried = metrics.retries.with_label_values(&[stage]);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = shutdown.wait() => return,
+            _ = tx.closed() => return,
+            m = consumer.recv() => m,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                // Broker gone, rebalance in progress…: librdkafka reconnects by itself.
+                tracing::warn!(stage, error = %e, "consume error; the client keeps reconnecting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        records_in.inc();
+        let ctx = RecordContext {
+            topic: msg.topic().to_string(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers: headers::to_map(msg.headers()),
+            attempt: 0,
+        };
+        let owned = msg.detach();
+        drop(msg);
+        let msg = owned;
+        let mut backoff = runtime.backoff();
+        let input = loop {
+            match codec.decode::<I>(msg.payload().unwrap_or_default()).await {
+                Err(e) if e.is_transient() => {
+                    retried.inc();
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        stage,
+                        attempt = backoff.attempts(),
+                        "{e}; retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait() => return,
+                        _ = tx.closed() => return,
+                    }
+                }
+                other => break other,
+            }
+        };
+        if tx.send(Polled { msg, ctx, input }).await.is_err() {
+            return;
         }
     }
 }
