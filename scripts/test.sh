@@ -19,14 +19,15 @@ say() { printf '[test.sh %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
 # --- system packages -------------------------------------------------------------------
 # libclang-dev: rocksdb's bindgen; bubblewrap: the repairer's network-less sandbox;
-# git: repositories the pipeline works on; maven + a JDK: the broker and the registry.
+# git: repositories the pipeline works on; maven + a JDK: the broker, the registry and the
+# Java example service (its tests and the repairer's Java fixtures compile: javac, not a JRE).
 need=()
-for pkg in libclang-dev bubblewrap git maven default-jre-headless; do
+for pkg in libclang-dev bubblewrap git maven default-jdk-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-# A JDK may come from elsewhere (e.g. Temurin): only ask for Debian's when java is missing.
-if command -v java >/dev/null 2>&1; then
-  need=("${need[@]/default-jre-headless}")
+# A JDK may come from elsewhere (e.g. Temurin): only ask for Debian's when javac is missing.
+if command -v javac >/dev/null 2>&1; then
+  need=("${need[@]/default-jdk-headless}")
 fi
 if command -v mvn >/dev/null 2>&1; then
   need=("${need[@]/maven}")

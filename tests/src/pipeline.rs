@@ -267,11 +267,16 @@ impl Stack {
     /// Starts everything and waits until the collector, the learner and the deployed service answer.
     /// `extra` adds environment variables per binary, e.g. the LLM settings of the diagnoser.
     pub async fn start(extra: &[(&str, Vec<(&'static str, String)>)]) -> Stack {
-        Self::start_with(extra, &[]).await
+        Self::start_with(extra, &[], "").await
     }
 
-    /// [`Stack::start`] with extra files in the service's repository.
-    pub async fn start_with(extra: &[(&str, Vec<(&'static str, String)>)], files: &[(&str, &str)]) -> Stack {
+    /// [`Stack::start`] with extra files in the service's repository and extra lines in its
+    /// catalog entry (e.g. `fix_sources = ["model"]`).
+    pub async fn start_with(
+        extra: &[(&str, Vec<(&'static str, String)>)],
+        files: &[(&str, &str)],
+        catalog_lines: &str,
+    ) -> Stack {
         let dir = tempdir();
         let (repo, v1) = make_repo_with(&dir, files);
         let py = python();
@@ -289,6 +294,7 @@ test_command = ["python3", "-m", "pytest", "-q"]
 test_timeout_secs = 60
 autonomy = "auto"
 deployer = "local-process"
+{catalog_lines}
 [services.pricing-api.deploy]
 command = ["python3", "app.py"]
 port = {app_port}

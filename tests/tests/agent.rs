@@ -38,6 +38,9 @@ const SENSITIVE_FILES: &[(&str, &str)] = &[
     ("auth/roles.py", "ADMINS = []\n"),
 ];
 
+/// Catalog lines that leave the fix to the model (the templates would heal these incidents first).
+const MODEL_ONLY: &str = r#"fix_sources = ["model"]"#;
+
 /// A model that does what the log text says.
 fn obedient_model() -> Script {
     let hypotheses = serde_json::json!({"hypotheses": [{
@@ -167,6 +170,9 @@ async fn hostile_log_text_never_puts_a_policy_violating_patch_on_a_branch() {
             ("selfheal-repairer", llm_env.clone()),
         ],
         SENSITIVE_FILES,
+        // python.key-guard would heal the KeyError before the model is asked: this service
+        // takes fixes from the model only, so the hostile text reaches it.
+        MODEL_ONLY,
     )
     .await;
     let traffic = drive_traffic(stack.app_port, HOSTILE);
@@ -343,10 +349,14 @@ async fn the_local_model_is_asked_and_whatever_it_writes_is_proven_or_refused() 
     ];
     let mut diagnoser_env = llm_env.clone();
     diagnoser_env.push(("SELFHEAL_LLM_MIN_RULE_CONFIDENCE", "0.95".to_string()));
-    let stack = Stack::start(&[
-        ("selfheal-diagnoser", diagnoser_env),
-        ("selfheal-repairer", llm_env.clone()),
-    ])
+    let stack = Stack::start_with(
+        &[
+            ("selfheal-diagnoser", diagnoser_env),
+            ("selfheal-repairer", llm_env.clone()),
+        ],
+        &[],
+        MODEL_ONLY,
+    )
     .await;
     let traffic = drive_traffic(stack.app_port, "XAU");
     let codec = Codec::new(&registry_url()).unwrap();

@@ -47,6 +47,54 @@ pub enum Autonomy {
     Auto,
 }
 
+/// Where a fix may come from; the catalog's `fix_sources` lists those allowed for a service
+/// (all three by default). A team that must not send code to a model lists only `learned`
+/// and `template`; one that trusts only reviewed templates lists `template`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FixSource {
+    /// A fix that healed the same failure before, from the learning store.
+    Learned,
+    /// A deterministic fix template of the service's language.
+    Template,
+    /// A fix written by the configured language model.
+    Model,
+}
+
+/// Every fix source, the default of `fix_sources`.
+pub const ALL_FIX_SOURCES: &[FixSource] = &[FixSource::Learned, FixSource::Template, FixSource::Model];
+
+impl FixSource {
+    /// The spelling used in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixSource::Learned => "learned",
+            FixSource::Template => "template",
+            FixSource::Model => "model",
+        }
+    }
+}
+
+impl fmt::Display for FixSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FixSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "learned" => Ok(FixSource::Learned),
+            "template" => Ok(FixSource::Template),
+            "model" | "llm" => Ok(FixSource::Model),
+            _ => Err(format!(
+                "unknown fix source `{text}`, expected `learned`, `template` or `model`"
+            )),
+        }
+    }
+}
+
 impl Autonomy {
     /// The spelling used in the catalog and in policy input.
     pub fn as_str(self) -> &'static str {
@@ -98,6 +146,8 @@ pub struct ServiceEntry {
     pub max_diff_lines: u32,
     /// Whether rollout may approve by itself.
     pub autonomy: Autonomy,
+    /// Where the repairer may take fixes from (`fix_sources`, default all of [`ALL_FIX_SOURCES`]).
+    pub fix_sources: Vec<FixSource>,
     /// The deployer rollout uses, one of [`DEPLOYERS`].
     pub deployer: String,
     /// Deployer-specific settings, free-form; read them with the `deploy_*` accessors.
@@ -125,10 +175,16 @@ impl ServiceEntry {
             protected_globs: Vec::new(),
             max_diff_lines: DEFAULT_MAX_DIFF_LINES,
             autonomy: Autonomy::Manual,
+            fix_sources: ALL_FIX_SOURCES.to_vec(),
             deployer: DEFAULT_DEPLOYER.to_string(),
             deploy: toml::Table::new(),
             extra_env: BTreeMap::new(),
         }
+    }
+
+    /// Whether the repairer may take a fix from `source` for this service.
+    pub fn allows(&self, source: FixSource) -> bool {
+        self.fix_sources.contains(&source)
     }
 
     /// The directory holding in-app code: the repository joined with the source root.
@@ -266,6 +322,12 @@ impl ServiceEntry {
         }
         if self.max_diff_lines == 0 {
             return Err(invalid("max_diff_lines", "must be greater than 0".to_string()));
+        }
+        if self.fix_sources.is_empty() {
+            return Err(invalid(
+                "fix_sources",
+                "must name at least one of `learned`, `template`, `model` (leave it out for all three)".to_string(),
+            ));
         }
         if !DEPLOYERS.contains(&self.deployer.as_str()) {
             return Err(invalid(

@@ -17,6 +17,7 @@
 //! protected_globs = ["deploy/**"]
 //! max_diff_lines = 40
 //! autonomy = "manual"
+//! fix_sources = ["learned", "template", "model"]   # where fixes may come from (default: all)
 //! deployer = "local-process"
 //! [services.pricing-api.deploy]
 //! command = ["python", "app.py"]
@@ -30,8 +31,8 @@ mod error;
 mod raw;
 
 pub use entry::{
-    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
-    DEFAULT_TEST_TIMEOUT_SECS, DEPLOYERS, LANGUAGES, MAX_TEST_TIMEOUT_SECS, ServiceEntry,
+    ALL_FIX_SOURCES, Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
+    DEFAULT_TEST_TIMEOUT_SECS, DEPLOYERS, FixSource, LANGUAGES, MAX_TEST_TIMEOUT_SECS, ServiceEntry,
 };
 pub use error::CatalogError;
 

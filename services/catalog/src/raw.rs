@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::entry::{
-    Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
-    DEFAULT_TEST_TIMEOUT_SECS, ServiceEntry,
+    ALL_FIX_SOURCES, Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
+    DEFAULT_TEST_TIMEOUT_SECS, FixSource, ServiceEntry,
 };
 use crate::error::CatalogError;
 
@@ -38,6 +38,7 @@ pub(crate) struct RawService {
     protected_globs: Vec<String>,
     max_diff_lines: Option<u32>,
     autonomy: Option<String>,
+    fix_sources: Option<Vec<String>>,
     deployer: Option<String>,
     #[serde(default)]
     deploy: toml::Table,
@@ -80,6 +81,21 @@ impl RawService {
                 .parse::<Autonomy>()
                 .map_err(|problem| invalid("autonomy", problem))?,
         };
+        let fix_sources = match self.fix_sources {
+            None => ALL_FIX_SOURCES.to_vec(),
+            Some(names) => {
+                let mut sources = Vec::new();
+                for name in &names {
+                    let source = name
+                        .parse::<FixSource>()
+                        .map_err(|problem| invalid("fix_sources", problem))?;
+                    if !sources.contains(&source) {
+                        sources.push(source);
+                    }
+                }
+                sources
+            }
+        };
         let source_root = match self.source_root {
             None => DEFAULT_SOURCE_ROOT.to_string(),
             Some(root) => normalise_relative(&root).ok_or_else(|| {
@@ -100,6 +116,7 @@ impl RawService {
             protected_globs: self.protected_globs,
             max_diff_lines: self.max_diff_lines.unwrap_or(DEFAULT_MAX_DIFF_LINES),
             autonomy,
+            fix_sources,
             deployer: self.deployer.unwrap_or_else(|| DEFAULT_DEPLOYER.to_string()),
             deploy: self.deploy,
             extra_env: self.extra_env,

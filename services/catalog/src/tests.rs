@@ -148,6 +148,37 @@ fn unknown_autonomy_names_service_and_field() {
 }
 
 #[test]
+fn fix_sources_default_to_all_and_parse_as_written() {
+    let catalog = Catalog::from_toml_str(&one_service(""), "/base").unwrap();
+    let entry = catalog.service("svc").unwrap();
+    assert_eq!(entry.fix_sources, ALL_FIX_SOURCES.to_vec());
+    assert!(entry.allows(FixSource::Model));
+
+    let catalog = Catalog::from_toml_str(
+        &one_service("fix_sources = [\"Template\", \"learned\", \"template\"]"),
+        "/base",
+    )
+    .unwrap();
+    let entry = catalog.service("svc").unwrap();
+    assert_eq!(entry.fix_sources, vec![FixSource::Template, FixSource::Learned]);
+    assert!(
+        !entry.allows(FixSource::Model),
+        "a service that lists no model never gets one"
+    );
+    assert_eq!("llm".parse::<FixSource>(), Ok(FixSource::Model));
+}
+
+#[test]
+fn unknown_or_empty_fix_sources_name_service_and_field() {
+    let (service, field, problem) = invalid_field(&one_service("fix_sources = [\"gpt\"]"));
+    assert_eq!((service.as_str(), field.as_str()), ("svc", "fix_sources"));
+    assert!(problem.contains("gpt"), "{problem}");
+    let (_, field, problem) = invalid_field(&one_service("fix_sources = []"));
+    assert_eq!(field, "fix_sources");
+    assert!(problem.contains("at least one"), "{problem}");
+}
+
+#[test]
 fn autonomy_parses_case_insensitively_and_round_trips() {
     assert_eq!("AUTO".parse::<Autonomy>(), Ok(Autonomy::Auto));
     assert_eq!("manual".parse::<Autonomy>(), Ok(Autonomy::Manual));

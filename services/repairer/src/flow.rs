@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use selfheal_catalog::ServiceEntry;
+use selfheal_catalog::{FixSource, ServiceEntry};
 use selfheal_events::PolicyVerdict;
 use selfheal_events::{
     Diagnosis, DiagnosisStatus, Patch, PatchAttempt, PatchStatus, RegressionTest, RootCause, Validation,
@@ -305,7 +305,16 @@ impl Repairer {
         let file = place.root_cause.file.as_str();
         let mut out = Vec::new();
         let mut learned_template = None;
-        if let Some(best) = diag.known_fixes.first() {
+        let learned = place.entry.allows(FixSource::Learned);
+        let templates = place.entry.allows(FixSource::Template);
+        if !learned && !diag.known_fixes.is_empty() {
+            attempts.push(attempt(
+                "learned",
+                "not-allowed",
+                "the catalog's fix_sources for this service leave out `learned`".into(),
+            ));
+        }
+        if let Some(best) = diag.known_fixes.first().filter(|_| learned) {
             let name = format!("learned:{}", best.strategy);
             match self.templates.get(&best.strategy) {
                 Some(template) if template.applies(diag) => {
@@ -325,7 +334,7 @@ impl Repairer {
                 },
             }
         }
-        for template in self.templates.iter() {
+        for template in self.templates.iter().filter(|_| templates) {
             if Some(template.id()) == learned_template {
                 continue; // already tried first, as the learned fix
             }
@@ -428,6 +437,14 @@ impl Repairer {
     /// the incident's model report; a candidate that is not proven and allowed leaves no branch.
     async fn ask_model(&self, place: &Place<'_>, patch: &mut Patch) {
         let Some(agent) = &self.agent else { return };
+        if !place.entry.allows(FixSource::Model) {
+            patch.attempts.push(attempt(
+                crate::agent::STRATEGY,
+                "not-allowed",
+                "the catalog's fix_sources for this service leave out `model`: no code was sent to the model".into(),
+            ));
+            return;
+        }
         let Place {
             diag,
             entry,

@@ -348,6 +348,40 @@ async fn a_learned_template_is_tried_first_and_marked_learned() {
 }
 
 #[tokio::test]
+async fn fix_sources_in_the_catalog_decide_which_candidates_are_tried() {
+    use selfheal_catalog::FixSource;
+    let known = KnownFix {
+        strategy: "python.zero-division-guard".into(),
+        healed: 3,
+        attempts: 3,
+        median_heal_secs: Some(26.0),
+        last_incident_id: Some("older".into()),
+        last_diff: None,
+    };
+    // Templates only: the learned fix is skipped (and said so), the template still heals.
+    let f = fixture_with(&[], |e| e.fix_sources = vec![FixSource::Template]).await;
+    let mut diag = diagnosis(f.repo.path());
+    diag.known_fixes = vec![known.clone()];
+    let patch = f.repairer.repair(diag).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    assert!(!patch.learned, "{}", explain(&patch));
+    assert_eq!(patch.attempts[0].result, "not-allowed", "{}", explain(&patch));
+
+    // Model only, no model configured: nothing is tried and no branch is made.
+    let f = fixture_with(&[], |e| e.fix_sources = vec![FixSource::Model]).await;
+    let mut diag = diagnosis(f.repo.path());
+    diag.known_fixes = vec![known];
+    let patch = f.repairer.repair(diag).await;
+    assert_eq!(patch.status, PatchStatus::NoFixFound, "{}", explain(&patch));
+    assert!(
+        !patch.attempts.iter().any(|a| a.strategy.starts_with("python.")),
+        "{}",
+        explain(&patch)
+    );
+    assert!(branches(f.repo.path()).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_learned_diff_is_applied_in_the_sandbox() {
     let f = fixture_with(&[], |_| {}).await;
     let mut diag = diagnosis(f.repo.path());

@@ -189,11 +189,6 @@ impl<'s> Culprit<'s> {
         out
     }
 
-    /// Masked lines of the function body.
-    fn body(&self) -> &[String] {
-        &self.masked[self.func.body_start + 1..self.func.body_end]
-    }
-
     /// The sentinel error the function (else the file) wraps with `%w` or returns as is.
     fn sentinel(&self) -> Option<String> {
         let body: Vec<&str> = self.lines[self.func.body_start + 1..self.func.body_end].to_vec();
