@@ -6,6 +6,7 @@
 //! A test fails when they are missing (`scripts/test.sh` starts both), unless
 //! `SELFHEAL_REQUIRE_BROKER=0` says it may skip: see [`require`].
 
+pub mod examples;
 pub mod fake_model;
 pub mod pipeline;
 pub mod require;

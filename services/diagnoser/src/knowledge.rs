@@ -21,8 +21,14 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// The learning store, as the diagnoser sees it.
 #[async_trait]
 pub trait KnowledgeClient: Send + Sync {
-    /// Fixes remembered for `fingerprint`, best first (empty when none).
-    async fn known_fixes(&self, fingerprint: &str) -> Result<Vec<KnownFix>, DiagnoserError>;
+    /// Fixes remembered for `fingerprint`, best first, then (given the incident's
+    /// `exception_type`) templates that healed the same crash class elsewhere, marked with
+    /// scope `crash-class` (empty when none).
+    async fn known_fixes(
+        &self,
+        fingerprint: &str,
+        exception_type: Option<&str>,
+    ) -> Result<Vec<KnownFix>, DiagnoserError>;
 }
 
 /// A knowledge client for deployments without a learner: knows nothing, never fails.
@@ -31,7 +37,11 @@ pub struct NoKnowledge;
 
 #[async_trait]
 impl KnowledgeClient for NoKnowledge {
-    async fn known_fixes(&self, _fingerprint: &str) -> Result<Vec<KnownFix>, DiagnoserError> {
+    async fn known_fixes(
+        &self,
+        _fingerprint: &str,
+        _exception_type: Option<&str>,
+    ) -> Result<Vec<KnownFix>, DiagnoserError> {
         Ok(Vec::new())
     }
 }
@@ -119,8 +129,16 @@ impl HttpKnowledgeClient {
 
 #[async_trait]
 impl KnowledgeClient for HttpKnowledgeClient {
-    async fn known_fixes(&self, fingerprint: &str) -> Result<Vec<KnownFix>, DiagnoserError> {
-        let url = format!("{}/v1/fixes/{}", self.base, path_segment(fingerprint));
+    async fn known_fixes(
+        &self,
+        fingerprint: &str,
+        exception_type: Option<&str>,
+    ) -> Result<Vec<KnownFix>, DiagnoserError> {
+        let mut url = format!("{}/v1/fixes/{}", self.base, path_segment(fingerprint));
+        if let Some(t) = exception_type.map(str::trim).filter(|t| !t.is_empty()) {
+            // The same escaping as a path segment is valid in a query value.
+            url.push_str(&format!("?exception_type={}", path_segment(t)));
+        }
         match self.once(&url).await {
             Err(DiagnoserError::KnowledgeUnavailable(first)) => {
                 tracing::debug!(error = %first, "learning store unavailable; retrying once");
@@ -156,7 +174,7 @@ mod tests {
     async fn a_learner_that_is_down_is_an_error_not_a_hang() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
         let client = HttpKnowledgeClient::with_timeout("http://127.0.0.1:9", Duration::from_millis(300)).unwrap();
-        let err = client.known_fixes("abc").await.unwrap_err();
+        let err = client.known_fixes("abc", None).await.unwrap_err();
         assert!(matches!(err, DiagnoserError::KnowledgeUnavailable(_)), "{err:?}");
     }
 
@@ -179,11 +197,16 @@ mod tests {
             request
         });
         let client = HttpKnowledgeClient::new(&format!("http://{addr}/")).unwrap();
-        let fixes = client.known_fixes("fp1").await.unwrap();
+        // An answer from a learner that predates the crash-class fields still reads.
+        let fixes = client.known_fixes("fp1", Some("KeyError: x")).await.unwrap();
         assert_eq!(fixes.len(), 1);
+        assert_eq!(fixes[0].scope, None);
         assert_eq!(fixes[0].strategy, "python.zero-division-guard");
         assert_eq!(fixes[0].healed, 2);
         let request = server.await.unwrap();
-        assert!(request.starts_with("GET /v1/fixes/fp1 HTTP/1.1"), "{request}");
+        assert!(
+            request.starts_with("GET /v1/fixes/fp1?exception_type=KeyError%3A%20x HTTP/1.1"),
+            "{request}"
+        );
     }
 }

@@ -129,7 +129,13 @@ impl Diagnoser {
                 detail: "no fingerprint, learning store not consulted".into(),
             });
         } else {
-            match self.inner.knowledge.known_fixes(&anomaly.fingerprint).await {
+            let exception_type = anomaly.exception.as_ref().map(|e| e.r#type.as_str());
+            match self
+                .inner
+                .knowledge
+                .known_fixes(&anomaly.fingerprint, exception_type)
+                .await
+            {
                 Ok(mut fixes) => {
                     fixes.truncate(MAX_KNOWN_FIXES);
                     if fixes.is_empty() {
@@ -237,13 +243,30 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
             .median_heal_secs
             .map(|s| format!(", median {s:.0}s to heal"))
             .unwrap_or_default();
+        // A template that healed the same crash class elsewhere says less about this failure
+        // than a fix of this very fingerprint: it is told apart and weighs less.
+        let elsewhere = best.scope.as_deref() == Some("crash-class");
+        let exception = anomaly.exception.as_ref().map(|e| e.r#type.as_str()).unwrap_or("");
+        let place = best
+            .service
+            .as_deref()
+            .map(|svc| format!(" in {}", rules::quote(svc)))
+            .unwrap_or_default();
         let mut evidence = vec![Evidence {
             kind: "learned".into(),
-            detail: format!(
-                "fingerprint {} fixed before by `{}`: healed {healed} of {attempts}{median}",
-                rules::quote(&anomaly.fingerprint),
-                rules::quote(&best.strategy)
-            ),
+            detail: if elsewhere {
+                format!(
+                    "crash class {} fixed before{place} by the template `{}`: healed {healed} of {attempts}{median}",
+                    rules::quote(exception),
+                    rules::quote(&best.strategy)
+                )
+            } else {
+                format!(
+                    "fingerprint {} fixed before by `{}`: healed {healed} of {attempts}{median}",
+                    rules::quote(&anomaly.fingerprint),
+                    rules::quote(&best.strategy)
+                )
+            },
         }];
         if let Some(last) = &best.last_incident_id {
             evidence.push(Evidence {
@@ -254,11 +277,23 @@ fn assemble(anomaly: &Anomaly, a: Analysis, known_fixes: Vec<KnownFix>, learned_
         hypotheses.push(Hypothesis {
             rank: 0,
             category: category.to_string(),
-            summary: format!(
-                "seen before: `{}` healed {healed} of {attempts} incidents with this fingerprint",
-                rules::quote(&best.strategy)
-            ),
-            confidence: round2((0.2 + 0.5 * rate + bonus * 0.5).min(MAX_CONFIDENCE)),
+            summary: if elsewhere {
+                format!(
+                    "same crash class healed elsewhere: `{}` healed {healed} of {attempts} {} incidents{place}",
+                    rules::quote(&best.strategy),
+                    rules::quote(exception)
+                )
+            } else {
+                format!(
+                    "seen before: `{}` healed {healed} of {attempts} incidents with this fingerprint",
+                    rules::quote(&best.strategy)
+                )
+            },
+            confidence: if elsewhere {
+                round2((0.1 + 0.3 * rate + bonus * 0.5).min(MAX_CONFIDENCE))
+            } else {
+                round2((0.2 + 0.5 * rate + bonus * 0.5).min(MAX_CONFIDENCE))
+            },
             source: HypothesisSource::Learned,
             file: file.clone(),
             line,

@@ -69,7 +69,11 @@ struct FakeKnowledge(Result<Vec<KnownFix>, String>);
 
 #[async_trait]
 impl KnowledgeClient for FakeKnowledge {
-    async fn known_fixes(&self, _fingerprint: &str) -> Result<Vec<KnownFix>, DiagnoserError> {
+    async fn known_fixes(
+        &self,
+        _fingerprint: &str,
+        _exception_type: Option<&str>,
+    ) -> Result<Vec<KnownFix>, DiagnoserError> {
         self.0.clone().map_err(DiagnoserError::KnowledgeUnavailable)
     }
 }
@@ -291,6 +295,7 @@ async fn known_fixes_become_a_learned_hypothesis() {
         median_heal_secs: Some(26.0),
         last_incident_id: Some("old-incident".into()),
         last_diff: Some("--- a/pricing_logic.py".into()),
+        ..Default::default()
     };
     let d = run(
         &diagnoser(dir.path(), FakeKnowledge(Ok(vec![fix.clone()]))),
@@ -321,6 +326,55 @@ async fn known_fixes_become_a_learned_hypothesis() {
     let ranks: Vec<i32> = d.hypotheses.iter().map(|h| h.rank).collect();
     assert_eq!(ranks, (1..=d.hypotheses.len() as i32).collect::<Vec<_>>());
     assert!(d.hypotheses.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+}
+
+#[tokio::test]
+async fn a_template_learned_for_the_crash_class_elsewhere_is_told_apart_and_weighs_less() {
+    let dir = tempfile::tempdir().unwrap();
+    pricing_repo(dir.path());
+    let own = KnownFix {
+        strategy: "python.zero-division-guard".into(),
+        healed: 3,
+        attempts: 3,
+        ..Default::default()
+    };
+    let elsewhere = KnownFix {
+        scope: Some("crash-class".into()),
+        service: Some("checkout".into()),
+        ..own.clone()
+    };
+    let learned = |d: &Diagnosis| -> Hypothesis {
+        d.hypotheses
+            .iter()
+            .find(|h| h.source == HypothesisSource::Learned)
+            .cloned()
+            .expect("a learned hypothesis")
+    };
+    let d_own = run(
+        &diagnoser(dir.path(), FakeKnowledge(Ok(vec![own]))),
+        examples::anomaly(),
+    )
+    .await;
+    let d_else = run(
+        &diagnoser(dir.path(), FakeKnowledge(Ok(vec![elsewhere.clone()]))),
+        examples::anomaly(),
+    )
+    .await;
+    let (h_own, h_else) = (learned(&d_own), learned(&d_else));
+    assert!(
+        h_else.summary.contains("same crash class healed elsewhere"),
+        "{}",
+        h_else.summary
+    );
+    assert!(h_else.summary.contains("checkout"), "{}", h_else.summary);
+    assert!(
+        h_else.confidence < h_own.confidence,
+        "{} vs {}",
+        h_else.confidence,
+        h_own.confidence
+    );
+    // The repairer still gets the template first.
+    assert_eq!(d_else.known_fixes, vec![elsewhere]);
 }
 
 #[tokio::test]

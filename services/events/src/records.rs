@@ -368,6 +368,18 @@ pub struct KnownFix {
     pub last_incident_id: Option<String>,
     /// The diff of that fix.
     pub last_diff: Option<String>,
+    /// What the template decided where it last healed (`key=currency`, `error=ValueError`):
+    /// absent for fixes that are not templates.
+    #[serde(default)]
+    pub params: Option<HashMap<String, String>>,
+    /// `fingerprint` when it healed this very failure; `crash-class` when it healed the same
+    /// crash class (exception type) elsewhere, in this or another service, and is offered
+    /// because templates re-apply at a new site. Absent means `fingerprint`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The service where it last healed.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 /// How far the diagnoser got.
@@ -532,6 +544,10 @@ pub struct Patch {
     /// What the repairer asked a language model, when one is configured and was asked.
     #[serde(default)]
     pub llm: Option<LlmReport>,
+    /// What the winning template decided at this site (`key=currency`, `error=ValueError`),
+    /// kept by the learning store; absent for learned diffs and model-written fixes.
+    #[serde(default)]
+    pub template_params: Option<HashMap<String, String>>,
 }
 
 impl Record for Patch {
@@ -692,6 +708,9 @@ pub struct Fix {
     pub diff: String,
     /// Files the diff touches.
     pub files_changed: Vec<String>,
+    /// What the template decided at this site, when the fix is a template.
+    #[serde(default)]
+    pub params: Option<HashMap<String, String>>,
 }
 
 /// What the rollout measured.

@@ -5,6 +5,8 @@
 //! can be recognised and a corrected one (same incident, different content) can be undone
 //! and applied again without double counting.
 
+use std::collections::HashMap;
+
 use selfheal_events::{KnownFix, Outcome, OutcomeStatus};
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,22 @@ pub const MAX_HEAL_SAMPLES: usize = 256;
 pub const MAX_DIFF_BYTES: usize = 64 * 1024;
 /// z for the Wilson lower bound (95 %).
 const WILSON_Z: f64 = 1.96;
+/// Prefix of the pseudo-fingerprint under which template fixes are remembered per crash class.
+pub const CLASS_PREFIX: &str = "class:";
+/// [`KnownFix::scope`] of a fix that healed this very failure.
+pub const SCOPE_FINGERPRINT: &str = "fingerprint";
+/// [`KnownFix::scope`] of a template that healed the same crash class elsewhere.
+pub const SCOPE_CRASH_CLASS: &str = "crash-class";
+
+/// The pseudo-fingerprint of a crash class (`class:KeyError`,
+/// `class:java.lang.NullPointerException`): where template fixes are remembered so that the
+/// same crash at another site, in this or another service, gets the template that healed it
+/// ranked first. The exception type is kept whole: `TypeError` of Python and of Node are
+/// told apart by the templates themselves, which apply only to their language.
+pub fn class_key(exception_type: &str) -> Option<String> {
+    let t = exception_type.trim();
+    (!t.is_empty()).then(|| format!("{CLASS_PREFIX}{t}"))
+}
 
 /// What an outcome says about its fix strategy.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,9 +50,38 @@ pub struct Contribution {
     pub diff: String,
     /// When the outcome was decided (epoch ms), for recency; 0 when unknown.
     pub seen_ms: i64,
+    /// The template's parameters at this site, when the fix is a template.
+    pub params: Option<HashMap<String, String>>,
+    /// The service that was healed (or not).
+    pub service: String,
 }
 
-/// The contribution of an outcome, or `None` when no fix was tried on a running service
+/// Everything an outcome contributes: to its fingerprint's fix and, when the fix is a template
+/// (it carries the template's parameters) and the exception type is known, to its crash
+/// class's fix (see [`class_key`]). A learned diff or a model-written fix is specific to its
+/// site and is remembered for the fingerprint only.
+pub fn contributions(outcome: &Outcome) -> Vec<Contribution> {
+    let Some(c) = contribution(outcome) else {
+        return Vec::new();
+    };
+    let class = c
+        .params
+        .as_ref()
+        .and_then(|_| outcome.exception_type.as_deref())
+        .and_then(class_key);
+    match class {
+        Some(class) => {
+            let by_class = Contribution {
+                fingerprint: class,
+                ..c.clone()
+            };
+            vec![c, by_class]
+        }
+        None => vec![c],
+    }
+}
+
+/// The contribution of an outcome to its fingerprint's fix, or `None` when no fix was tried on a running service
 /// (no fix, or the fix never reached production: rejected, not validated, deploy failed).
 pub fn contribution(outcome: &Outcome) -> Option<Contribution> {
     let fix = outcome.fix.as_ref()?;
@@ -65,6 +112,8 @@ pub fn contribution(outcome: &Outcome) -> Option<Contribution> {
         incident_id: outcome.incident_id.clone(),
         diff: bounded(&fix.diff, MAX_DIFF_BYTES).to_string(),
         seen_ms,
+        params: fix.params.clone(),
+        service: outcome.service.clone(),
     })
 }
 
@@ -114,6 +163,12 @@ pub struct FixAggregate {
     pub last_healed_diff: Option<String>,
     /// When that incident's outcome was decided, epoch ms.
     pub last_healed_ms: i64,
+    /// The template's parameters where it last healed (absent in aggregates stored before).
+    #[serde(default)]
+    pub last_healed_params: Option<HashMap<String, String>>,
+    /// The service it last healed.
+    #[serde(default)]
+    pub last_healed_service: Option<String>,
 }
 
 impl FixAggregate {
@@ -135,6 +190,8 @@ impl FixAggregate {
                 self.last_healed_incident_id = Some(c.incident_id.clone());
                 self.last_healed_diff = Some(c.diff.clone());
                 self.last_healed_ms = c.seen_ms;
+                self.last_healed_params = c.params.clone();
+                self.last_healed_service = Some(c.service.clone());
             }
         }
         if let Some(secs) = c.heal_secs {
@@ -172,6 +229,8 @@ impl FixAggregate {
             self.last_healed_incident_id = None;
             self.last_healed_diff = None;
             self.last_healed_ms = 0;
+            self.last_healed_params = None;
+            self.last_healed_service = None;
         }
     }
 
@@ -195,9 +254,16 @@ impl FixAggregate {
         wilson_lower_bound(self.healed, self.attempts)
     }
 
+    /// Whether this aggregate is a crash class's rather than a fingerprint's.
+    pub fn is_crash_class(&self) -> bool {
+        self.fingerprint.starts_with(CLASS_PREFIX)
+    }
+
     /// The public view. The diff offered is the last one that healed, falling back to the
-    /// last one tried, because a reused diff should be one that worked.
+    /// last one tried, because a reused diff should be one that worked. A crash class's fix
+    /// carries no diff: it was made at another site, only the template re-applies.
     pub fn to_known_fix(&self) -> KnownFix {
+        let class = self.is_crash_class();
         let (incident, diff) = if self.last_healed_incident_id.is_some() {
             (self.last_healed_incident_id.clone(), self.last_healed_diff.clone())
         } else {
@@ -209,7 +275,10 @@ impl FixAggregate {
             attempts: i32::try_from(self.attempts).unwrap_or(i32::MAX),
             median_heal_secs: self.median_heal_secs(),
             last_incident_id: incident,
-            last_diff: diff,
+            last_diff: if class { None } else { diff },
+            params: self.last_healed_params.clone(),
+            scope: Some(if class { SCOPE_CRASH_CLASS } else { SCOPE_FINGERPRINT }.to_string()),
+            service: self.last_healed_service.clone(),
         }
     }
 }

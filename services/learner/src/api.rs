@@ -2,13 +2,15 @@
 //!
 //! `GET /v1/fixes/{fingerprint}` → `{"fingerprint": "...", "fixes": [KnownFix...]}` best first
 //! (an empty list for an unknown fingerprint, so clients need no special case);
+//! `GET /v1/fixes/{fingerprint}?exception_type=KeyError` adds, after them, the templates that
+//! healed the same crash class at other sites (scope `crash-class`);
 //! `GET /v1/fixes` → `{"fingerprints": [{"fingerprint", "fixes"}...]}`;
 //! `GET /v1/outcomes/{incident_id}` → the stored Outcome, or 404.
 //! A storage failure answers 503 with `{"error": "..."}`, never a made-up empty answer.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +36,13 @@ pub struct AllFixes {
     pub fingerprints: Vec<FingerprintFixes>,
 }
 
+/// Query of `GET /v1/fixes/{fingerprint}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FixesQuery {
+    /// The incident's exception type: adds the crash class's templates after the fingerprint's fixes.
+    pub exception_type: Option<String>,
+}
+
 /// The `/v1` routes over a learner.
 pub fn router(learner: Learner) -> Router {
     Router::new()
@@ -52,8 +61,12 @@ fn unavailable(e: LearnerError) -> Response {
         .into_response()
 }
 
-async fn fixes(State(learner): State<Learner>, Path(fingerprint): Path<String>) -> Response {
-    match learner.try_fixes_for(&fingerprint) {
+async fn fixes(
+    State(learner): State<Learner>,
+    Path(fingerprint): Path<String>,
+    Query(query): Query<FixesQuery>,
+) -> Response {
+    match learner.try_fixes_for_incident(&fingerprint, query.exception_type.as_deref()) {
         Ok(fixes) => Json(FingerprintFixes { fingerprint, fixes }).into_response(),
         Err(e) => unavailable(e),
     }

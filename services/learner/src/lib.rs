@@ -114,10 +114,10 @@ impl Learner {
         }
         // Aggregates touched, by key; the old contribution is removed before the new one is added.
         let mut changed: BTreeMap<(String, String), FixAggregate> = BTreeMap::new();
-        if let Some(old) = previous.as_ref().and_then(aggregate::contribution) {
+        for old in previous.as_ref().map(aggregate::contributions).unwrap_or_default() {
             aggregate_for(store.as_ref(), &mut changed, &old.fingerprint, &old.strategy)?.remove(&old);
         }
-        if let Some(new) = aggregate::contribution(outcome) {
+        for new in aggregate::contributions(outcome) {
             aggregate_for(store.as_ref(), &mut changed, &new.fingerprint, &new.strategy)?.add(&new);
         }
         let changed: Vec<FixAggregate> = changed.into_values().collect();
@@ -135,6 +135,24 @@ impl Learner {
         aggs.retain(|a| a.attempts > 0);
         rank(&mut aggs);
         Ok(aggs.iter().map(FixAggregate::to_known_fix).collect())
+    }
+
+    /// The fixes tried on a fingerprint, best first, then the templates that healed the same
+    /// crash class elsewhere (scope `crash-class`, strategies not already listed), best first:
+    /// what the diagnoser hands the repairer.
+    pub fn try_fixes_for_incident(
+        &self,
+        fingerprint: &str,
+        exception_type: Option<&str>,
+    ) -> Result<Vec<KnownFix>, LearnerError> {
+        let mut fixes = self.try_fixes_for(fingerprint)?;
+        if let Some(class) = exception_type.and_then(aggregate::class_key) {
+            let mut aggs = self.inner.store.fixes(&class)?;
+            aggs.retain(|a| a.healed > 0 && !fixes.iter().any(|f| f.strategy == a.strategy));
+            rank(&mut aggs);
+            fixes.extend(aggs.iter().map(FixAggregate::to_known_fix));
+        }
+        Ok(fixes)
     }
 
     /// The fixes tried on a fingerprint, best first; empty (with an error logged) when the

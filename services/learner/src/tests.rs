@@ -220,3 +220,111 @@ async fn http_api_answers_fixes_and_outcomes() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// A healed template fix of a KeyError in `service`, at its own fingerprint.
+fn key_guard_outcome(incident: &str, service: &str, fingerprint: &str, params: Option<&[(&str, &str)]>) -> Outcome {
+    let mut o = outcome(
+        incident,
+        fingerprint,
+        "python.key-guard",
+        OutcomeStatus::Healed,
+        100_000,
+    );
+    o.service = service.to_string();
+    o.exception_type = Some("KeyError".to_string());
+    if let Some(fix) = o.fix.as_mut() {
+        fix.params = params.map(|p| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    }
+    o
+}
+
+#[test]
+fn a_template_that_healed_one_service_is_offered_for_the_same_crash_class_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let learner = open(&dir);
+    let params = [("key", "currency"), ("error", "ValueError")];
+    learner
+        .record(&key_guard_outcome("i1", "pricing-api", "fp-pricing", Some(&params)))
+        .unwrap();
+
+    // Another service, another site, another fingerprint, the same crash class.
+    let fixes = learner.try_fixes_for_incident("fp-orders", Some("KeyError")).unwrap();
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    let f = &fixes[0];
+    assert_eq!(f.strategy, "python.key-guard");
+    assert_eq!(f.scope.as_deref(), Some("crash-class"));
+    assert_eq!(f.service.as_deref(), Some("pricing-api"));
+    assert_eq!(
+        f.params.as_ref().and_then(|p| p.get("key")).map(String::as_str),
+        Some("currency")
+    );
+    assert_eq!(
+        f.last_diff, None,
+        "a diff made at another site is never offered elsewhere"
+    );
+    // Not for another crash class, and not without the exception type.
+    assert!(
+        learner
+            .try_fixes_for_incident("fp-orders", Some("IndexError"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(learner.try_fixes_for_incident("fp-orders", None).unwrap().is_empty());
+
+    // The fingerprint's own fixes come first, and a strategy is listed once.
+    let own = learner.try_fixes_for_incident("fp-pricing", Some("KeyError")).unwrap();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].scope.as_deref(), Some("fingerprint"));
+    assert!(own[0].last_diff.is_some());
+
+    // The API answers the same with ?exception_type=.
+    let app = learner.api_router();
+    let response = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = app
+            .oneshot(
+                Request::get("/v1/fixes/fp-orders?exception_type=KeyError")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap()
+    });
+    let body: FingerprintFixes = serde_json::from_slice(&response).unwrap();
+    assert_eq!(body.fixes, fixes);
+}
+
+#[test]
+fn fixes_that_are_not_templates_stay_with_their_fingerprint_and_corrections_undo_the_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let learner = open(&dir);
+    // A model-written fix carries no template parameters: specific to its site.
+    learner
+        .record(&key_guard_outcome("i1", "pricing-api", "fp-a", None))
+        .unwrap();
+    assert!(
+        learner
+            .try_fixes_for_incident("fp-b", Some("KeyError"))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A template fix counts for the class; corrected to rolled back, the class forgets the heal.
+    let healed = key_guard_outcome("i2", "pricing-api", "fp-a", Some(&[("key", "sku")]));
+    learner.record(&healed).unwrap();
+    assert_eq!(
+        learner.try_fixes_for_incident("fp-b", Some("KeyError")).unwrap().len(),
+        1
+    );
+    let mut rolled_back = healed.clone();
+    rolled_back.status = OutcomeStatus::RolledBack;
+    assert_eq!(learner.record(&rolled_back).unwrap(), Recorded::Replaced);
+    assert!(
+        learner
+            .try_fixes_for_incident("fp-b", Some("KeyError"))
+            .unwrap()
+            .is_empty(),
+        "a class template is offered only once it healed somewhere"
+    );
+}

@@ -37,6 +37,10 @@ use crate::stage::{
     write_file,
 };
 
+/// [`selfheal_events::KnownFix::scope`] of a template learned from the same crash class at
+/// another site (the learner's `crash-class`).
+const CRASH_CLASS_SCOPE: &str = "crash-class";
+
 /// One fix to try.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
@@ -324,6 +328,15 @@ impl Repairer {
                         Err(err) => attempts.push(attempt(&name, "not-applicable", err.to_string())),
                     }
                 }
+                _ if best.scope.as_deref() == Some(CRASH_CLASS_SCOPE) => attempts.push(attempt(
+                    &name,
+                    "not-applicable",
+                    format!(
+                        "learned for the same crash class in {}, but no template of that name applies here \
+                         (a diff made at another site is never replayed)",
+                        best.service.as_deref().unwrap_or("another service")
+                    ),
+                )),
                 _ => match best.last_diff.as_deref().filter(|d| !d.trim().is_empty()) {
                     Some(diff) => out.push(Candidate::learned_diff(&best.strategy, name, diff.to_string())),
                     None => attempts.push(attempt(
@@ -830,6 +843,12 @@ impl Repairer {
         );
         patch.strategy = Some(candidate.strategy.clone());
         patch.learned = candidate.learned;
+        // The learning store keeps what the template decided, so it can be offered for the
+        // same crash class elsewhere.
+        patch.template_params = candidate
+            .fix
+            .as_ref()
+            .map(|fix| fix.params.clone().into_iter().collect());
         patch.files_changed = files.iter().map(|f| f.path.clone()).collect();
         patch.diff = diff.clone();
         patch.validation = Some(validation.clone());

@@ -334,6 +334,7 @@ async fn a_learned_template_is_tried_first_and_marked_learned() {
         median_heal_secs: Some(26.0),
         last_incident_id: Some("older".into()),
         last_diff: None,
+        ..Default::default()
     }];
     let patch = f.repairer.repair(diag).await;
     assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
@@ -357,6 +358,7 @@ async fn fix_sources_in_the_catalog_decide_which_candidates_are_tried() {
         median_heal_secs: Some(26.0),
         last_incident_id: Some("older".into()),
         last_diff: None,
+        ..Default::default()
     };
     // Templates only: the learned fix is skipped (and said so), the template still heals.
     let f = fixture_with(&[], |e| e.fix_sources = vec![FixSource::Template]).await;
@@ -379,6 +381,55 @@ async fn fix_sources_in_the_catalog_decide_which_candidates_are_tried() {
         explain(&patch)
     );
     assert!(branches(f.repo.path()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_template_learned_in_another_service_is_tried_first_but_its_diff_never_replayed() {
+    // The learner offers python.zero-division-guard because it healed the same crash class in
+    // another service (scope crash-class): the template re-applies at this site, learned.
+    let f = fixture_with(&[], |_| {}).await;
+    let mut diag = diagnosis(f.repo.path());
+    diag.known_fixes = vec![KnownFix {
+        strategy: "python.zero-division-guard".into(),
+        healed: 2,
+        attempts: 2,
+        last_diff: None,
+        scope: Some("crash-class".into()),
+        service: Some("checkout".into()),
+        params: Some([("divisor".to_string(), "rate".to_string())].into_iter().collect()),
+        ..Default::default()
+    }];
+    let patch = f.repairer.repair(diag).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    assert!(patch.learned, "{}", explain(&patch));
+    assert_eq!(patch.attempts[0].strategy, "learned:python.zero-division-guard");
+    let params = patch
+        .template_params
+        .clone()
+        .expect("the template's parameters travel on the patch");
+    assert_eq!(
+        params.get("divisor").map(String::as_str),
+        Some("d"),
+        "{params:?}: decided at this site"
+    );
+
+    // A non-template fix learned elsewhere is not replayed here; the template still heals.
+    let f = fixture_with(&[], |_| {}).await;
+    let mut diag = diagnosis(f.repo.path());
+    diag.known_fixes = vec![KnownFix {
+        strategy: "human.reviewed-fix".into(),
+        healed: 1,
+        attempts: 1,
+        last_diff: Some("--- a/pricing_logic.py\n+++ b/pricing_logic.py\n".into()),
+        scope: Some("crash-class".into()),
+        service: Some("checkout".into()),
+        ..Default::default()
+    }];
+    let patch = f.repairer.repair(diag).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    assert!(!patch.learned);
+    assert_eq!(patch.attempts[0].result, "not-applicable", "{}", explain(&patch));
+    assert!(patch.attempts[0].reason.contains("checkout"), "{}", explain(&patch));
 }
 
 #[tokio::test]

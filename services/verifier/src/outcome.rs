@@ -115,6 +115,7 @@ pub fn build(
         commit: patch.commit.clone(),
         diff: patch.diff.clone(),
         files_changed: patch.files_changed.clone(),
+        params: patch.template_params.clone(),
     });
     // A rollout result only exists once something was decided about deploying.
     let rollout_result = (rollout.step != RolloutStep::Skipped).then(|| RolloutResult {

@@ -94,10 +94,13 @@ impl Language for Node {
             .iter()
             .any(|k| pkg.get(k).and_then(|d| d.as_object()).is_some_and(|d| !d.is_empty()));
         let prepare = if installed.is_dir() {
+            // The link names the real directory, not `<repo>/node_modules`: a repository under
+            // /tmp is hidden by the sandbox's private /tmp, the install its link points to is not.
+            let target = std::fs::canonicalize(&installed).unwrap_or(installed);
             Some(vec![
                 "ln".into(),
                 "-sfn".into(),
-                installed.display().to_string(),
+                target.display().to_string(),
                 "node_modules".into(),
             ])
         } else if needs_modules {

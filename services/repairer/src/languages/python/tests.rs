@@ -307,6 +307,7 @@ async fn a_learned_template_from_another_service_is_tried_first_at_a_new_site() 
         median_heal_secs: Some(30.0),
         last_incident_id: Some("pricing-api-incident".into()),
         last_diff: Some("--- a/pricing_logic.py\n+++ b/pricing_logic.py\n@@ -1 +1 @@\n-x\n+y\n".into()),
+        ..Default::default()
     }];
     let patch = r.repair(diag).await;
     assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
