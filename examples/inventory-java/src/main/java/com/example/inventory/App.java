@@ -125,14 +125,22 @@ public final class App {
         }
     }
 
-    private void answer(HttpExchange exchange, int status, String json) throws IOException {
+    private void answer(HttpExchange exchange, int status, String json) {
         byte[] body = json.getBytes(StandardCharsets.UTF_8);
         exchange.getResponseHeaders().set("Content-Type", "application/json");
         exchange.getResponseHeaders().set("X-Service-Version", version);
         exchange.getResponseHeaders().set("X-Service-Instance", instance);
-        exchange.sendResponseHeaders(status, body.length);
-        try (OutputStream out = exchange.getResponseBody()) {
-            out.write(body);
+        try {
+            exchange.sendResponseHeaders(status, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        } catch (IOException e) {
+            // The client went away before the answer (e.g. a health probe that gave up while the
+            // JVM was still warming up): nobody is left to answer, and it is no failure of the
+            // service, so it must not end the request's span as an error.
+            LOG.log(Level.FINE, "client gone before the " + status + " answer: " + e);
+            exchange.close();
         }
     }
 
