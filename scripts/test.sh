@@ -32,6 +32,10 @@ fi
 if command -v mvn >/dev/null 2>&1; then
   need=("${need[@]/maven}")
 fi
+# Go and Node for the Go and Node example services: Debian's are only the bootstrap of the
+# newer ones fetched below when they are too old.
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 need=($(printf '%s\n' "${need[@]}" | grep -v '^$' || true))
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -48,6 +52,45 @@ fi
 say "preparing the Python environment"
 SELFHEAL_PYTHON="$(scripts/python-env.sh | tail -n 1)"
 export SELFHEAL_PYTHON
+
+# --- Go and Node toolchains ---------------------------------------------------------------------
+# inventory-go needs the Go its go.mod names, orders-node Node 20.6 or newer; Debian bookworm has
+# Go 1.19 and Node 18. A missing or older one is fetched once through its registry's own client
+# and cached under $SELFHEAL_CACHE: Go as the Go module golang.org/toolchain (`go mod download`),
+# Node as the npm package node-linux-<arch> (`npm install`). They go first on PATH.
+version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]; }
+case "$(uname -m)" in x86_64) arch=amd64 node_arch=x64 ;; aarch64) arch=arm64 node_arch=arm64 ;; *) arch=$(uname -m) node_arch=$arch ;; esac
+go_want=$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' examples/inventory-go/go.mod)
+go_have=$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null | sed 's/^go//' || true)
+if [ -z "$go_have" ] || ! version_ge "$go_have" "$go_want"; then
+  goroot="$SELFHEAL_CACHE/go/toolchain/go$go_want"
+  if [ ! -x "$goroot/bin/go" ]; then
+    say "fetching Go $go_want (Go module golang.org/toolchain; this machine has ${go_have:-none})"
+    modtmp=$(mktemp -d)
+    GOFLAGS=-modcacherw GOMODCACHE="$modtmp" GOTOOLCHAIN=local \
+      go mod download "golang.org/toolchain@v0.0.1-go$go_want.linux-$arch"
+    rm -rf "$goroot.tmp" && mkdir -p "$(dirname "$goroot")"
+    mv "$modtmp/golang.org/toolchain@v0.0.1-go$go_want.linux-$arch" "$goroot.tmp"
+    rm -rf "$modtmp"
+    # Module zips keep no file modes: the tools are made executable as the go command does.
+    chmod -R u+w "$goroot.tmp"
+    find "$goroot.tmp/bin" "$goroot.tmp/pkg/tool" -type f -exec chmod +x {} +
+    mv "$goroot.tmp" "$goroot"
+  fi
+  export PATH="$goroot/bin:$PATH"
+fi
+node_want=20.20.2
+node_have=$(node --version 2>/dev/null | sed 's/^v//' || true)
+if [ -z "$node_have" ] || ! version_ge "$node_have" 20.6.0; then
+  nodedir="$SELFHEAL_CACHE/node/$node_want"
+  if [ ! -x "$nodedir/node_modules/.bin/node" ]; then
+    say "fetching Node $node_want (npm package node-linux-$node_arch; this machine has ${node_have:-none})"
+    npm install --prefix "$nodedir" --no-save --no-audit --no-fund --cache "$SELFHEAL_CACHE/npm" \
+      "node-linux-$node_arch@$node_want" npm@10 >&2
+  fi
+  export PATH="$nodedir/node_modules/.bin:$PATH"
+fi
+say "go $(go env GOVERSION), node $(node --version), npm $(npm --version)"
 
 # --- Go and Node example services (inventory-go, orders-node) -----------------------------
 # Their module cache and node_modules, so that the repairer's network-less sandbox and the
