@@ -3,7 +3,8 @@
 
 Run by bench.sh, which builds the binaries and brings up the broker. For each of --runs rounds,
 each collector (in alternating order) gets a fresh topic on the same broker and the same
-telemetrygen load (throttled: unthrottled telemetrygen drops spans and still exits 0). A run
+telemetrygen load (throttled, and built with a blocking span processor by load-tests/lib/otelcol.sh:
+the official one drops spans when the receiver is slower and still exits 0). A run
 counts only if the topic holds exactly the spans sent: selfheal writes one record per span
 (counted by end offsets of a fresh topic), the Collector one OTLP protobuf batch per record
 (every record read back with kcat and its spans counted). Per run: wall time from the first
@@ -254,6 +255,8 @@ def one_run(sut, a, run_id):
             capture_output=True, text=True, timeout=3600,
         )
         t_gen = time.monotonic() - t0
+        with open(os.path.join(sut.workdir, f"{run_id}-{sut.name.split()[0]}-telemetrygen.log"), "w") as f:
+            f.write(gen.stdout + gen.stderr)
         if gen.returncode != 0:
             raise RuntimeError(f"telemetrygen failed: {gen.stderr[-2000:]}")
         # Wait until every span is on the topic, or nothing moved for 15 s.
