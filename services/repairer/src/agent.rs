@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::git::Git;
-use crate::languages::python::syntax::is_identifier;
+use crate::languages::{ModelTestAnswer, ModelTestRules};
 use crate::stage::check_relative_path;
 
 /// The strategy (and first attempt name) of model-written candidates.
@@ -94,13 +94,30 @@ pub struct Edit {
     pub replace: String,
 }
 
-/// The model's regression test: a pytest function and the module body that holds it.
+/// The model's regression test, in the culprit's language and the project's framework (the
+/// language's [`ModelTestRules`] say what each field must be).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelTest {
-    /// The test function's name (`test_…`).
+    /// The test's name: what the single-test command selects (`test_…`, `TestSelfheal_…`, a
+    /// class name) or the test's title.
     pub name: String,
-    /// The module body (imports and the function).
+    /// The test file's content (for Python, the module body behind selfheal's header).
     pub code: String,
+    /// The new test file's repository-relative path, where the language lets the model name
+    /// it; otherwise, or when absent, the language's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl ModelTest {
+    /// The answer as the language's rules check it.
+    pub fn answer(&self) -> ModelTestAnswer<'_> {
+        ModelTestAnswer {
+            name: &self.name,
+            code: &self.code,
+            path: self.path.as_deref(),
+        }
+    }
 }
 
 /// The reviewer's answer.
@@ -205,8 +222,8 @@ pub(crate) struct AgentInput<'a> {
     /// The culprit file at the base commit.
     pub source: &'a str,
     pub base: &'a str,
-    /// Where the regression test will be written (chosen by the repairer, never the model).
-    pub test_file: String,
+    /// What the language wants as regression test, and the checks of the model's test.
+    pub test: &'a dyn ModelTestRules,
     /// The catalog's test command, as it will run.
     pub test_command: Vec<String>,
 }
@@ -254,7 +271,9 @@ impl Agent {
             };
             let settings = &self.settings;
             let answer = match self
-                .ask::<ModelPatch>(llm, purpose, round, &request, |p| check_patch(p, settings))
+                .ask::<ModelPatch>(llm, purpose, round, &request, |p| {
+                    check_patch(p, settings).and_then(|()| input.test.check(&p.test.answer()).map(drop))
+                })
                 .await
             {
                 Ok(answer) => answer,
@@ -263,11 +282,31 @@ impl Agent {
                     break;
                 }
             };
-            let test = RegressionTest {
-                file: input.test_file.clone(),
-                name: answer.test.name.clone(),
-                code: prompts::test_module(input, &answer.test.code),
+            // Checked once already as part of the answer's shape; the language's rules decide
+            // the file, the name and the header.
+            let test = match input.test.check(&answer.test.answer()) {
+                Ok(test) => test,
+                Err(why) => {
+                    proposal
+                        .attempts
+                        .push(model_attempt(&name, "malformed", why, None, None));
+                    break;
+                }
             };
+            if git.show_file(repo, input.base, &test.file).await.is_ok() {
+                let why = format!(
+                    "the regression test `{}` exists at the base commit: a regression test goes in a new file",
+                    test.file
+                );
+                proposal
+                    .attempts
+                    .push(model_attempt(&name, "does-not-apply", why.clone(), None, None));
+                feedback = Some(prompts::Feedback {
+                    candidate: prompts::render_answer(&answer),
+                    problems: vec![why],
+                });
+                continue;
+            }
             let files = match apply_edits(&answer.edits, git, repo, input.base).await {
                 Ok(files) => files,
                 Err(why) => {
@@ -397,7 +436,9 @@ impl Agent {
     }
 }
 
-/// Shape checks of a candidate answer (a failure is a malformed answer, asked again once).
+/// Shape checks of a candidate answer that hold in every language (a failure is a malformed
+/// answer, asked again once); the test's own checks are the language's
+/// ([`ModelTestRules::check`]).
 pub fn check_patch(p: &ModelPatch, settings: &AgentSettings) -> Result<(), String> {
     let max_edits = settings.max_edits;
     let max_chars = settings.max_edit_chars;
@@ -421,21 +462,11 @@ pub fn check_patch(p: &ModelPatch, settings: &AgentSettings) -> Result<(), Strin
             ));
         }
     }
-    let name = p.test.name.as_str();
-    if !(name.starts_with("test") && is_identifier(name)) {
-        return Err(format!(
-            "test.name `{}` is not a pytest function name (test_…)",
-            bounded(name, 60)
-        ));
-    }
     if p.test.code.chars().count() > settings.max_test_chars {
         return Err(format!(
             "test.code is longer than {} characters",
             settings.max_test_chars
         ));
-    }
-    if !p.test.code.contains(&format!("def {name}(")) {
-        return Err(format!("test.code does not define `def {name}(`"));
     }
     Ok(())
 }

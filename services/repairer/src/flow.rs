@@ -29,7 +29,7 @@ use selfheal_llm::IncidentLlm;
 use crate::agent::AgentInput;
 use crate::gate;
 use crate::git::FileChange;
-use crate::languages::{Language, Project, RegressionRequest, Site, TemplateFix, TestSuite};
+use crate::languages::{Language, ModelTestRequest, Project, RegressionRequest, Site, TemplateFix, TestSuite};
 use crate::pull_requests::PullRequest;
 use crate::sandbox::{Isolation, Limits, ProcessSandbox, RunResult, Sandbox, SandboxError};
 use crate::stage::{
@@ -466,28 +466,40 @@ impl Repairer {
             ref root_cause,
             ..
         } = *place;
-        if place.language.id() != "python" {
-            // The agent's prompts and test module are Python's; other languages wait for theirs.
-            patch.attempts.push(attempt(
-                crate::agent::STRATEGY,
-                "not-applicable",
-                format!("the model path writes Python fixes only, not {}", place.language.id()),
-            ));
-            return;
-        }
+        // The language says what the model's regression test must be (framework, new file,
+        // names) and checks the answer; a language without rules declines before any call.
+        let mut request = ModelTestRequest {
+            site: place.site(),
+            project: &place.project,
+            repo,
+            long_name: false,
+        };
+        let rules = match place.language.model_test(&request) {
+            Ok(rules) if self.git.show_file(repo, base, &rules.spec().file).await.is_ok() => {
+                request.long_name = true;
+                place.language.model_test(&request)
+            }
+            other => other,
+        };
+        let rules = match rules {
+            Ok(rules) => rules,
+            Err(why) => {
+                patch.attempts.push(attempt(
+                    crate::agent::STRATEGY,
+                    "not-applicable",
+                    format!("no code was sent to the model: {why}"),
+                ));
+                return;
+            }
+        };
         let mut llm = IncidentLlm::start(agent.client(), diag.llm.as_ref());
-        let root = &place.project.test_root;
-        let mut test_file = crate::languages::python::regression::test_file(root, &diag.incident_id, false);
-        if self.git.show_file(repo, base, &test_file).await.is_ok() {
-            test_file = crate::languages::python::regression::test_file(root, &diag.incident_id, true);
-        }
         let input = AgentInput {
             diag,
             root_cause,
             entry,
             source: &place.source,
             base,
-            test_file,
+            test: rules.as_ref(),
             test_command: place.project.suite.command.clone(),
         };
         let proposal = agent.propose(&input, self.git.as_ref(), repo, &mut llm).await;

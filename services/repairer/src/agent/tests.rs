@@ -5,10 +5,12 @@ use selfheal_catalog::ServiceEntry;
 use selfheal_llm::Redactor;
 use selfheal_llm::prompt::DATA_RULES;
 
-use super::prompts::{Context, Feedback, Reviewed, test_module, user_text};
+use super::prompts::{Context, Feedback, Reviewed, user_text};
 use super::*;
 use crate::git::GitCli;
 use crate::git::tests::repo_with;
+use crate::languages::python::model_test::{PythonModelTest, rules};
+use crate::languages::{ModelTestRequest, Project, Site, TestSuite};
 
 fn patch_with(edits: Vec<Edit>) -> ModelPatch {
     ModelPatch {
@@ -17,6 +19,7 @@ fn patch_with(edits: Vec<Edit>) -> ModelPatch {
         test: ModelTest {
             name: "test_to_usd_unknown".into(),
             code: "def test_to_usd_unknown():\n    assert True\n".into(),
+            path: None,
         },
         explanation: "because".into(),
     }
@@ -52,16 +55,48 @@ fn answers_are_checked_for_shape_and_bounds() {
         )
         .is_err()
     );
-    let mut bad_name = patch_with(vec![edit("a.py", "x", "y")]);
+    // The test's own checks are the language's.
+    let (diag, entry) = input_parts();
+    let python = python_rules(&diag, &entry);
+    let good = patch_with(vec![edit("a.py", "x", "y")]);
+    assert!(python.check(&good.test.answer()).is_ok());
+    let mut bad_name = good.clone();
     bad_name.test.name = "test x; import os".into();
-    assert!(check_patch(&bad_name, &AgentSettings::default()).is_err());
-    let mut undefined = patch_with(vec![edit("a.py", "x", "y")]);
+    assert!(
+        python
+            .check(&bad_name.test.answer())
+            .unwrap_err()
+            .contains("is not a pytest function name")
+    );
+    let mut undefined = good;
     undefined.test.code = "def test_other():\n    pass\n".into();
     assert!(
-        check_patch(&undefined, &AgentSettings::default())
+        python
+            .check(&undefined.test.answer())
             .unwrap_err()
             .contains("does not define")
     );
+}
+
+/// The Python rules of the pricing-api diagnosis, tests in `tests/`.
+fn python_rules(diag: &selfheal_events::Diagnosis, entry: &ServiceEntry) -> PythonModelTest {
+    let project = Project {
+        language: "python",
+        source_root: entry.source_root.clone(),
+        framework: "pytest".into(),
+        test_root: "tests".into(),
+        suite: TestSuite::default(),
+    };
+    rules(&ModelTestRequest {
+        site: Site {
+            diag,
+            root_cause: diag.root_cause.as_ref().unwrap(),
+            source: "",
+        },
+        project: &project,
+        repo: std::path::Path::new("/nonexistent"),
+        long_name: false,
+    })
 }
 
 #[test]
@@ -72,7 +107,12 @@ fn the_schema_bounds_strings_that_a_grammar_can_afford() {
         max_test_chars: 600,
         ..AgentSettings::default()
     };
-    let schema = super::prompts::patch_schema(&tight);
+    let schema = super::prompts::patch_schema(&tight, false);
+    assert!(schema["properties"]["test"]["properties"].get("path").is_none());
+    assert_eq!(
+        super::prompts::patch_schema(&tight, true)["properties"]["test"]["properties"]["path"]["maxLength"],
+        200
+    );
     assert_eq!(schema["properties"]["edits"]["maxItems"], 1);
     assert_eq!(
         schema["properties"]["edits"]["items"]["properties"]["search"]["maxLength"],
@@ -80,7 +120,7 @@ fn the_schema_bounds_strings_that_a_grammar_can_afford() {
     );
     assert_eq!(schema["properties"]["test"]["properties"]["code"]["maxLength"], 600);
     // Large bounds are left to check_patch: a grammar would need a rule per character.
-    let schema = super::prompts::patch_schema(&AgentSettings::default());
+    let schema = super::prompts::patch_schema(&AgentSettings::default(), false);
     assert!(
         schema["properties"]["test"]["properties"]["code"]
             .get("maxLength")
@@ -90,6 +130,7 @@ fn the_schema_bounds_strings_that_a_grammar_can_afford() {
         test: ModelTest {
             name: "test_x".into(),
             code: format!("def test_x():\n    pass\n{}", "#".repeat(600)),
+            path: None,
         },
         ..patch_with(vec![edit("a.py", "x", "y")])
     };
@@ -217,13 +258,14 @@ fn telemetry_reaches_the_prompts_only_as_redacted_labelled_data() {
     let (diag, entry) = input_parts();
     let rc = diag.root_cause.clone().unwrap();
     let source = include_str!("../../../../examples/pricing-api/pricing_logic.py");
+    let python = python_rules(&diag, &entry);
     let input = AgentInput {
         diag: &diag,
         root_cause: &rc,
         entry: &entry,
         source,
         base: "abc",
-        test_file: "tests/test_selfheal_0193a8f2.py".into(),
+        test: &python,
         test_command: vec!["python3".into(), "-m".into(), "pytest".into()],
     };
     let ctx = Context::new(&input, Redactor::builtin(), &AgentSettings::default());
@@ -283,27 +325,17 @@ fn assert_injection_is_data(prompt: &str) {
 fn the_test_module_makes_the_culprit_importable_and_says_where_it_came_from() {
     let (diag, mut entry) = input_parts();
     entry.source_root = "src".into();
-    let rc = diag.root_cause.clone().unwrap();
-    let input = AgentInput {
-        diag: &diag,
-        root_cause: &rc,
-        entry: &entry,
-        source: "",
-        base: "abc",
-        test_file: "tests/t.py".into(),
-        test_command: vec![],
-    };
-    let code = test_module(&input, "def test_x():\n    assert 1");
+    let code = python_rules(&diag, &entry).module("def test_x():\n    assert 1");
     assert!(code.starts_with("\"\"\"Regression test written by a language model for incident 0193a8f2"));
     assert!(code.contains("_SELFHEAL_ROOT, \"src\""));
     assert!(code.ends_with("# --- written by the model ---\ndef test_x():\n    assert 1\n"));
     let mut escaping = entry.clone();
     escaping.source_root = "../../etc".into();
-    let input = AgentInput {
-        entry: &escaping,
-        ..input
-    };
-    assert!(test_module(&input, "").contains("_SELFHEAL_ROOT, \".\""));
+    assert!(
+        python_rules(&diag, &escaping)
+            .module("")
+            .contains("_SELFHEAL_ROOT, \".\"")
+    );
 }
 
 #[test]

@@ -14,6 +14,9 @@ use selfheal_events::{Diagnosis, RegressionTest, RootCause};
 use crate::sandbox::TestSummary;
 use crate::templates::FixTemplate;
 
+pub mod model_test;
+pub use model_test::{ModelTestAnswer, ModelTestRequest, ModelTestRules, ModelTestSpec};
+
 /// A project found in a repository directory: its language, where its code is and how its
 /// test suite runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,16 @@ pub trait Language: Send + Sync {
     /// Test counts from a run's output, when the framework prints a summary.
     fn summary(&self, _output: &str) -> Option<TestSummary> {
         None
+    }
+
+    /// How a language model must write its regression test for this site (framework, new
+    /// file, names), and the checks of its answer (see [`model_test`]). The default declines:
+    /// the patch records the reason and no code is sent to the model.
+    fn model_test(&self, _request: &ModelTestRequest<'_>) -> Result<Box<dyn ModelTestRules>, RegressionError> {
+        Err(refuse(format!(
+            "selfheal does not ask a model for {} regression tests yet",
+            self.id()
+        )))
     }
 
     /// Whether a failing run's output shows the incident's exception (the regression test

@@ -15,6 +15,7 @@
 //! `GOCACHE` at that copy when it exists, then runs the real `go`; so the catalog's own test
 //! command (`go test ./...`) works unchanged.
 
+pub mod model_test;
 pub mod regression;
 pub mod syntax;
 pub mod templates;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use selfheal_events::{RegressionTest, RootCause};
 
-use super::{Language, Project, RegressionError, RegressionRequest, TestSuite};
+use super::{Language, ModelTestRequest, ModelTestRules, Project, RegressionError, RegressionRequest, TestSuite};
 use crate::sandbox::TestSummary;
 use crate::templates::FixTemplate;
 
@@ -173,6 +174,10 @@ impl Language for Go {
 
     fn regression_test(&self, request: &RegressionRequest<'_>) -> Result<RegressionTest, RegressionError> {
         regression::write(request)
+    }
+
+    fn model_test(&self, request: &ModelTestRequest<'_>) -> Result<Box<dyn ModelTestRules>, RegressionError> {
+        Ok(Box::new(model_test::rules(request)?))
     }
 
     fn single_test_command(&self, _project: &Project, test: &RegressionTest) -> Vec<String> {

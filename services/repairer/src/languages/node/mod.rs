@@ -8,6 +8,7 @@
 //! them there with network (no package script runs). npm's cache and logs go to the
 //! sandbox's private `/tmp`.
 
+pub mod model_test;
 pub mod regression;
 pub mod syntax;
 pub mod templates;
@@ -17,7 +18,7 @@ use std::path::Path;
 
 use selfheal_events::RegressionTest;
 
-use super::{Language, Project, RegressionError, RegressionRequest, TestSuite};
+use super::{Language, ModelTestRequest, ModelTestRules, Project, RegressionError, RegressionRequest, TestSuite};
 use crate::sandbox::TestSummary;
 use crate::templates::FixTemplate;
 
@@ -145,6 +146,10 @@ impl Language for Node {
         // (and its extension), and a `.js` file in a `"type": "module"` package that uses
         // neither `import` nor `export` is treated as CommonJS.
         regression::write(request, false)
+    }
+
+    fn model_test(&self, request: &ModelTestRequest<'_>) -> Result<Box<dyn ModelTestRules>, RegressionError> {
+        Ok(Box::new(model_test::rules(request)?))
     }
 
     fn single_test_command(&self, project: &Project, test: &RegressionTest) -> Vec<String> {

@@ -1,5 +1,6 @@
 //! Python: pytest and unittest projects, the Python fix templates and regression tests.
 
+pub mod model_test;
 pub mod regression;
 pub mod syntax;
 pub mod templates;
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use selfheal_events::RegressionTest;
 
-use super::{Language, Project, RegressionError, RegressionRequest, TestSuite};
+use super::{Language, ModelTestRequest, ModelTestRules, Project, RegressionError, RegressionRequest, TestSuite};
 use crate::sandbox::{TestSummary, parse_pytest_summary};
 use crate::templates::FixTemplate;
 
@@ -104,6 +105,10 @@ impl Language for Python {
 
     fn regression_test(&self, request: &RegressionRequest<'_>) -> Result<RegressionTest, RegressionError> {
         regression::write(request)
+    }
+
+    fn model_test(&self, request: &ModelTestRequest<'_>) -> Result<Box<dyn ModelTestRules>, RegressionError> {
+        Ok(Box::new(model_test::rules(request)))
     }
 
     fn single_test_command(&self, project: &Project, test: &RegressionTest) -> Vec<String> {
