@@ -87,6 +87,9 @@ pub fn key_subject(topic: &str) -> String {
     format!("{topic}-key")
 }
 
+/// A schema id this codec has written under a topic: (record type, is the key, schema id).
+type SubjectId = (TypeId, bool, u32);
+
 /// Encodes and decodes records, registering schemas on first use.
 ///
 /// Everything that does not depend on the record is done once and kept: each record type's
@@ -101,7 +104,7 @@ pub struct Codec {
     /// Registers schemas (and looks up their ids) the first time a subject is used.
     encoder: AvroEncoder,
     /// Schema id of each (topic, type, key or value) this codec has written.
-    ids: RwLock<HashMap<String, Vec<(TypeId, bool, u32)>>>,
+    ids: RwLock<HashMap<String, Vec<SubjectId>>>,
     /// Writer schemas by the id in the frame, fetched once.
     writers: RwLock<HashMap<u32, &'static WriterSchema>>,
     /// How records written with a schema id are read into a type.

@@ -98,12 +98,24 @@ impl Language for Node {
             // The link names the real directory, not `<repo>/node_modules`: a repository under
             // /tmp is hidden by the sandbox's private /tmp, the install its link points to is not.
             let target = std::fs::canonicalize(&installed).unwrap_or(installed);
-            Some(vec![
-                "ln".into(),
-                "-sfn".into(),
-                target.display().to_string(),
-                "node_modules".into(),
-            ])
+            if target.starts_with("/tmp") {
+                // Even the real directory is under /tmp: copy it into the copy (which the
+                // sandbox binds). A copy, not hard links, so sandboxed code cannot write
+                // through to the repository's own install.
+                Some(vec![
+                    "cp".into(),
+                    "-a".into(),
+                    target.display().to_string(),
+                    "node_modules".into(),
+                ])
+            } else {
+                Some(vec![
+                    "ln".into(),
+                    "-sfn".into(),
+                    target.display().to_string(),
+                    "node_modules".into(),
+                ])
+            }
         } else if needs_modules {
             let verb = if repo.join("package-lock.json").is_file() {
                 "ci"
