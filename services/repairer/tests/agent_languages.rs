@@ -431,3 +431,131 @@ async fn node_a_model_test_that_passes_on_the_old_code_is_refused() {
     assert_eq!(patch.regression_test, None, "{}", explain(&patch));
     assert!(branches(repo.path()).is_empty());
 }
+
+// ---- Java -------------------------------------------------------------------------------------
+
+/// Maven's local repository filled by examples/inventory-java/prepare-offline.sh.
+fn maven_repo() -> std::path::PathBuf {
+    let repo = std::env::var_os("SELFHEAL_M2")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("SELFHEAL_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/selfheal"));
+            cache.join("m2")
+        });
+    assert!(
+        repo.join("org/junit/jupiter/junit-jupiter/5.14.1").is_dir(),
+        "the Maven local repository {} lacks the example's dependencies: run examples/inventory-java/prepare-offline.sh",
+        repo.display()
+    );
+    repo
+}
+
+const JAVA_SEARCH: &str = "        Item item = items.get(sku);\n        return item.priceCents() * quantity;";
+const JAVA_REPLACE: &str = "        Item item = items.get(sku);\n        if (item == null) {\n            throw new IllegalArgumentException(\"unknown sku \" + sku);\n        }\n        return item.priceCents() * quantity;";
+const JAVA_TEST: &str = "package com.example.inventory;\n\nimport static org.junit.jupiter.api.Assertions.assertEquals;\nimport static org.junit.jupiter.api.Assertions.assertThrows;\n\nimport java.util.List;\nimport org.junit.jupiter.api.Test;\n\nclass QuoteUnknownSkuTest {\n\n    @Test\n    void quoteOfAnUnknownSkuIsRefused() {\n        Inventory inventory = new Inventory(List.of(new Item(\"widget\", \"Widget\", 250, 10)));\n        assertThrows(IllegalArgumentException.class, () -> inventory.quote(\"gizmo\", 2));\n        assertEquals(500, inventory.quote(\"widget\", 2));\n    }\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_a_model_fix_and_junit_test_heal_with_maven_offline() {
+    let m2 = maven_repo();
+    let fake = Fake::start(vec![
+        openai(&json!({
+            "summary": "an unknown sku is refused with IllegalArgumentException",
+            "edits": [{"file": "src/main/java/com/example/inventory/Inventory.java",
+                       "search": JAVA_SEARCH, "replace": JAVA_REPLACE}],
+            "test": {"name": "QuoteUnknownSkuTest", "code": JAVA_TEST,
+                     "path": "src/test/java/com/example/inventory/QuoteUnknownSkuTest.java"},
+            "explanation": "items.get returns null for an unknown sku"
+        })),
+        openai(&critique_accept()),
+    ])
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/inventory-java");
+    for part in ["pom.xml", "src"] {
+        let from = example.join(part);
+        if from.is_dir() {
+            copy_tree(&from, &repo.path().join(part));
+        } else {
+            std::fs::copy(&from, repo.path().join(part)).unwrap();
+        }
+    }
+    git(repo.path(), &["init", "--quiet", "-b", "main"]);
+    git(repo.path(), &["add", "-A"]);
+    git(
+        repo.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "v1",
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let mut entry = ServiceEntry::new(
+        "inventory-java",
+        repo.path(),
+        "java",
+        ["mvn", "-o", "-B", "-ntp", "-Dstyle.color=never", "test"]
+            .map(String::from)
+            .to_vec(),
+    );
+    entry.test_timeout = Duration::from_secs(600);
+    entry.test_memory_mb = 2048;
+    entry
+        .extra_env
+        .insert("MAVEN_OPTS".into(), format!("-Dmaven.repo.local={}", m2.display()));
+    // No templates: java.null-guard would heal this crash deterministically.
+    let r = repairer(entry, work.path(), Some(Registry::new(vec![])), &fake);
+    let source =
+        std::fs::read_to_string(repo.path().join("src/main/java/com/example/inventory/Inventory.java")).unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.contains("return item.priceCents() * quantity;"))
+        .unwrap()
+        + 1;
+    let rc = RootCause {
+        file: "src/main/java/com/example/inventory/Inventory.java".into(),
+        line: i32::try_from(line).unwrap(),
+        function: "Inventory.quote".into(),
+        exception_type: "java.lang.NullPointerException".into(),
+        message: "Cannot invoke \"com.example.inventory.Item.priceCents()\" because \"item\" is null".into(),
+        code_snippet: None,
+        commit: None,
+    };
+    let trace = format!(
+        "java.lang.NullPointerException: {}\n\tat com.example.inventory.Inventory.quote(Inventory.java:{line})\n\t\
+         at com.example.inventory.App.handle(App.java:57)\n",
+        rc.message
+    );
+    let diag = diagnosis("inventory-java", "java", rc, &trace);
+    let patch = r.repair(diag.clone()).await;
+    assert_eq!(patch.status, PatchStatus::Proposed, "{}", explain(&patch));
+    let v = patch.validation.clone().unwrap();
+    assert!(v.failed_before && v.passed_after && v.suite_passed, "{v:?}");
+    assert_eq!(v.tests_failed, 0, "{v:?}");
+    let test = patch.regression_test.clone().unwrap();
+    assert_eq!(
+        (test.file.as_str(), test.name.as_str()),
+        (
+            "src/test/java/com/example/inventory/QuoteUnknownSkuTest.java",
+            "QuoteUnknownSkuTest"
+        )
+    );
+    let branch = format!("selfheal/{}", diag.incident_id);
+    assert_eq!(branches(repo.path()), std::slice::from_ref(&branch));
+    assert_eq!(
+        git(repo.path(), &["show", &format!("{branch}:{}", test.file)]),
+        test.code
+    );
+    let seen = prompts(&fake);
+    assert!(seen[0].contains("one JUnit 5 (Maven) regression test"), "{}", seen[0]);
+    assert!(seen[0].contains("`package com.example.inventory;`"), "{}", seen[0]);
+}

@@ -176,4 +176,60 @@ mod tests {
         assert_eq!(join("test/", "x"), "test/x");
         assert!(is_plain_name("TestSelfheal_ab12_F") && !is_plain_name("1a") && !is_plain_name("a-b"));
     }
+
+    /// A language that writes no rules: the model path declines with a reason.
+    struct Plain;
+
+    impl crate::languages::Language for Plain {
+        fn id(&self) -> &'static str {
+            "plain"
+        }
+        fn names(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn extensions(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn detect(&self, _repo: &Path) -> Option<Project> {
+            None
+        }
+        fn templates(&self) -> Vec<Box<dyn crate::templates::FixTemplate>> {
+            Vec::new()
+        }
+        fn regression_test(
+            &self,
+            _request: &crate::languages::RegressionRequest<'_>,
+        ) -> Result<RegressionTest, crate::languages::RegressionError> {
+            Err(crate::languages::refuse("none"))
+        }
+        fn single_test_command(&self, _project: &Project, _test: &RegressionTest) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_language_without_rules_declines_with_a_reason() {
+        use crate::languages::Language;
+        let diag = selfheal_events::Diagnosis::default();
+        let rc = selfheal_events::RootCause::default();
+        let project = Project {
+            language: "plain",
+            source_root: ".".into(),
+            framework: String::new(),
+            test_root: ".".into(),
+            suite: crate::languages::TestSuite::default(),
+        };
+        let request = ModelTestRequest {
+            site: Site {
+                diag: &diag,
+                root_cause: &rc,
+                source: "",
+            },
+            project: &project,
+            repo: Path::new("."),
+            long_name: false,
+        };
+        let why = Plain.model_test(&request).err().unwrap().to_string();
+        assert!(why.contains("does not ask a model for plain regression tests"), "{why}");
+    }
 }

@@ -15,6 +15,7 @@
 //! environment bounds every JVM it starts — Maven's and Surefire's forks alike — through
 //! `JAVA_TOOL_OPTIONS` (a catalog's `extra_env` may set its own).
 
+pub mod model_test;
 pub mod regression;
 pub mod syntax;
 pub mod templates;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use selfheal_events::RegressionTest;
 
-use super::{Language, Project, RegressionError, RegressionRequest, TestSuite};
+use super::{Language, ModelTestRequest, ModelTestRules, Project, RegressionError, RegressionRequest, TestSuite};
 use crate::sandbox::TestSummary;
 use crate::templates::FixTemplate;
 
@@ -176,6 +177,10 @@ impl Language for Java {
 
     fn regression_test(&self, request: &RegressionRequest<'_>) -> Result<RegressionTest, RegressionError> {
         regression::write(request)
+    }
+
+    fn model_test(&self, request: &ModelTestRequest<'_>) -> Result<Box<dyn ModelTestRules>, RegressionError> {
+        Ok(Box::new(model_test::rules(request)?))
     }
 
     fn single_test_command(&self, project: &Project, test: &RegressionTest) -> Vec<String> {
