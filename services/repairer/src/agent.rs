@@ -101,7 +101,7 @@ pub struct ModelTest {
     /// The test's name: what the single-test command selects (`test_…`, `TestSelfheal_…`, a
     /// class name) or the test's title.
     pub name: String,
-    /// The test file's content (for Python, the module body behind selfheal's header).
+    /// The test file's content (the language may put selfheal's header before it).
     pub code: String,
     /// The new test file's repository-relative path, where the language lets the model name
     /// it; otherwise, or when absent, the language's default.
