@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # selfheal-collector vs the OpenTelemetry Collector v0.165 (OTLP receiver, batch processor at
 # 4,096 spans, contrib Kafka exporter), both doing OTLP/HTTP protobuf -> Kafka on the same
-# broker under the same throttled telemetrygen load; median of 3 runs; prints a Markdown table.
+# broker under the same throttled telemetrygen load (built with a blocking span processor, see
+# lib/otelcol.sh: the official one drops spans and exits 0); median of 3 runs; prints a table.
 #
 #   load-tests/collector/bench.sh [--spans N] [--runs R] [--rate SPANS_PER_S] [--workers W] [--child-spans C]
 #
