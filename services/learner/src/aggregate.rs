@@ -67,7 +67,7 @@ pub fn contributions(outcome: &Outcome) -> Vec<Contribution> {
     let class = c
         .params
         .as_ref()
-        .and_then(|_| outcome.exception_type.as_deref())
+        .and(outcome.exception_type.as_deref())
         .and_then(class_key);
     match class {
         Some(class) => {
