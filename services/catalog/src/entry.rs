@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::code_host::CodeHostSettings;
 use crate::error::CatalogError;
 
 /// Source root used when an entry does not name one: the whole repository.
@@ -154,6 +155,8 @@ pub struct ServiceEntry {
     pub deploy: toml::Table,
     /// Extra environment variables for the test run.
     pub extra_env: BTreeMap<String, String>,
+    /// Where fixes go as pull requests and review approves them; `None`: a local branch only.
+    pub code_host: Option<CodeHostSettings>,
 }
 
 impl ServiceEntry {
@@ -179,6 +182,7 @@ impl ServiceEntry {
             deployer: DEFAULT_DEPLOYER.to_string(),
             deploy: toml::Table::new(),
             extra_env: BTreeMap::new(),
+            code_host: None,
         }
     }
 

@@ -24,12 +24,20 @@
 //! port = 8081
 //! [services.pricing-api.extra_env]
 //! PYTHONDONTWRITEBYTECODE = "1"
+//! [services.pricing-api.code_host]      # optional: fixes as pull requests (see code_host.rs)
+//! provider = "gitea"
+//! base_url = "https://git.example.com"
+//! repo = "payments/pricing-api"
+//! token_env = "SELFHEAL_PRICING_TOKEN"
+//! reviewers = ["alice"]
 //! ```
 
+mod code_host;
 mod entry;
 mod error;
 mod raw;
 
+pub use code_host::{CODE_HOST_PROVIDERS, CodeHostSettings, DEFAULT_BASE_BRANCH, TokenSource};
 pub use entry::{
     ALL_FIX_SOURCES, Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
     DEFAULT_TEST_TIMEOUT_SECS, DEPLOYERS, FixSource, LANGUAGES, MAX_TEST_TIMEOUT_SECS, ServiceEntry,

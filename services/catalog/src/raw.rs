@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::code_host::RawCodeHost;
 use crate::entry::{
     ALL_FIX_SOURCES, Autonomy, DEFAULT_DEPLOYER, DEFAULT_MAX_DIFF_LINES, DEFAULT_SOURCE_ROOT, DEFAULT_TEST_MEMORY_MB,
     DEFAULT_TEST_TIMEOUT_SECS, FixSource, ServiceEntry,
@@ -44,6 +45,7 @@ pub(crate) struct RawService {
     deploy: toml::Table,
     #[serde(default)]
     extra_env: BTreeMap<String, String>,
+    code_host: Option<RawCodeHost>,
 }
 
 impl RawService {
@@ -105,6 +107,13 @@ impl RawService {
                 )
             })?,
         };
+        let code_host = match self.code_host {
+            None => None,
+            Some(raw) => Some(
+                raw.into_settings(base_dir)
+                    .map_err(|(field, problem)| invalid(&field, problem))?,
+            ),
+        };
         Ok(ServiceEntry {
             name: name.to_string(),
             repository,
@@ -120,6 +129,7 @@ impl RawService {
             deployer: self.deployer.unwrap_or_else(|| DEFAULT_DEPLOYER.to_string()),
             deploy: self.deploy,
             extra_env: self.extra_env,
+            code_host,
         })
     }
 }

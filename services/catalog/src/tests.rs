@@ -325,3 +325,69 @@ fn the_example_catalog_is_valid() {
     assert!(entry.deploy_strings("command").unwrap().is_some());
     assert!(entry.deploy_int("port").unwrap().is_some());
 }
+
+#[test]
+fn code_host_table_is_parsed_with_defaults() {
+    let text = one_service(
+        "[services.svc.code_host]\nprovider = \"Gitea\"\nbase_url = \"http://127.0.0.1:3300/\"\nrepo = \"team/svc\"\ntoken_file = \"secrets/token\"\nreviewers = [\"alice\", \"bob\"]\n",
+    );
+    let catalog = Catalog::from_toml_str(&text, "/base").unwrap();
+    let host = catalog.service("svc").unwrap().code_host.clone().unwrap();
+    assert_eq!(host.provider, "gitea");
+    assert_eq!(host.base_url, "http://127.0.0.1:3300");
+    assert_eq!(host.repo, "team/svc");
+    assert_eq!(
+        host.token,
+        TokenSource::File(Path::new("/base/secrets/token").to_path_buf())
+    );
+    assert_eq!(host.base_branch, DEFAULT_BASE_BRANCH);
+    assert_eq!(
+        host.approvers,
+        vec!["alice".to_string(), "bob".to_string()],
+        "approvers default to the reviewers"
+    );
+    assert!(host.is_approver("ALICE") && !host.is_approver("mallory"));
+    assert!(!host.merge);
+    assert!(
+        Catalog::from_toml_str(&one_service(""), "/base")
+            .unwrap()
+            .service("svc")
+            .unwrap()
+            .code_host
+            .is_none()
+    );
+}
+
+#[test]
+fn code_host_mistakes_name_the_field() {
+    let table = |body: &str| one_service(&format!("[services.svc.code_host]\n{body}"));
+    let ok = "provider = \"gitea\"\nbase_url = \"https://git.example.com\"\nrepo = \"o/r\"\n";
+    for (body, field) in [
+        (ok.to_string(), "code_host.token_env"),
+        (format!("{ok}token_env = \"T\"\ntoken_file = \"f\"\n"), "code_host.token_env"),
+        (
+            "provider = \"sourcehut\"\nbase_url = \"https://x\"\nrepo = \"o/r\"\ntoken_env = \"T\"\n".to_string(),
+            "code_host.provider",
+        ),
+        (
+            "provider = \"gitea\"\nbase_url = \"https://bot:secret@git.example.com\"\nrepo = \"o/r\"\ntoken_env = \"T\"\n"
+                .to_string(),
+            "code_host.base_url",
+        ),
+        (
+            "provider = \"gitea\"\nbase_url = \"ftp://x\"\nrepo = \"o/r\"\ntoken_env = \"T\"\n".to_string(),
+            "code_host.base_url",
+        ),
+        (
+            "provider = \"gitea\"\nbase_url = \"https://x\"\nrepo = \"just-a-name\"\ntoken_env = \"T\"\n".to_string(),
+            "code_host.repo",
+        ),
+        (format!("{ok}token_env = \"T\"\nreviewers = [\"a b\"]\n"), "code_host.reviewers"),
+    ] {
+        let (service, got, problem) = invalid_field(&table(&body));
+        assert_eq!((service.as_str(), got.as_str()), ("svc", field), "{body}: {problem}");
+        assert!(!problem.contains("secret"), "a credential in the URL is not repeated: {problem}");
+    }
+    // A typo in the table is not silently ignored.
+    assert!(Catalog::from_toml_str(&table(&format!("{ok}token_env = \"T\"\nreviewer = [\"a\"]\n")), "/b").is_err());
+}
