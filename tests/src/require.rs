@@ -50,6 +50,14 @@ pub const REGISTRY: Service = Service {
     hint: "start it with `deploy/testbed.sh up` and `eval \"$(deploy/testbed.sh env)\"`, or run `scripts/test.sh`",
 };
 
+/// The Gitea of the test bed (`deploy/gitea.sh`; started by `scripts/test.sh` with the broker,
+/// so under the same flag).
+pub const GITEA: Service = Service {
+    name: "the test bed's Gitea",
+    flag: "SELFHEAL_REQUIRE_BROKER",
+    hint: "start it with `deploy/gitea.sh up` and `eval \"$(deploy/gitea.sh env)\"`, or run `scripts/test.sh`",
+};
+
 /// The local model server (llama.cpp's `llama-server` with SmolLM2).
 pub const MODEL: Service = Service {
     name: "the local model server",
