@@ -135,6 +135,10 @@ pub struct ApprovalDecision {
     pub at_ms: i64,
     /// Why, in the decider's words.
     pub reason: Option<String>,
+    /// Through what the decision came: `cli` (`selfheal approve`), `catalog`, `policy`,
+    /// `gitea-review`, `gitea-comment`, `gitea-closed`, …; absent on records written before it.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 /// One evidence item behind a hypothesis or an anomaly, as a short labelled fact.

@@ -548,6 +548,10 @@ pub struct Patch {
     /// kept by the learning store; absent for learned diffs and model-written fixes.
     #[serde(default)]
     pub template_params: Option<HashMap<String, String>>,
+    /// The pull request proposing the fix on the service's code host, when the catalog names
+    /// one and it was opened (absent: the fix is a local branch only).
+    #[serde(default)]
+    pub pull_request_url: Option<String>,
 }
 
 impl Record for Patch {

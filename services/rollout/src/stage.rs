@@ -159,6 +159,7 @@ impl RolloutCore {
             mode: ApprovalMode::Policy,
             at_ms: at,
             reason: Some(why.clone()),
+            channel: Some("policy".into()),
         });
         steps.current.timeline.approval_ms = Some(at);
         steps.push(RolloutStep::PolicyDenied, format!("deploy denied by policy: {why}"));
@@ -224,6 +225,7 @@ impl RolloutCore {
                         mode: ApprovalMode::Automatic,
                         at_ms: now_ms(),
                         reason: Some(format!("{} autonomy=auto; policy allowed", svc.name)),
+                        channel: Some(CATALOG_APPROVER.into()),
                     };
                     return Ok(self.deploy(steps, svc, decision).await);
                 }

@@ -127,6 +127,7 @@ fn approval(approved: bool) -> Approval {
             mode: ApprovalMode::Human,
             at_ms: 1_795_720_010_000,
             reason: Some("looks right".into()),
+            channel: Some("cli".into()),
         },
     }
 }

@@ -57,6 +57,7 @@ pub fn decision(incident_id: &str, approved: bool, by: &str, reason: Option<Stri
             mode: ApprovalMode::Human,
             at_ms: selfheal_core::now_ms(),
             reason,
+            channel: Some("cli".into()),
         },
     }
 }
