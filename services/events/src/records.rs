@@ -614,6 +614,58 @@ pub enum RolloutStep {
     Failed,
     // Nothing to deploy: the patch was not proposed.
     Skipped,
+    // Canary analysis stayed inconclusive past its limit: the canary waits for a person (`selfheal approve`/reject).
+    CanaryHeld,
+}
+
+/// One metric of one canary measurement: both samples' sizes, the test, and its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema, Default)]
+#[avro(namespace = "io.selfheal.v1")]
+pub struct CanaryMetric {
+    /// The step measured (0-based).
+    pub step: i32,
+    /// The measurement number (1-based, counting extensions).
+    pub measurement: i32,
+    /// Percent of traffic the canary had in that step.
+    pub weight: i32,
+    /// `error-rate`, `error-rate <route>`, `latency` or `new-fingerprint <fingerprint>`.
+    pub metric: String,
+    /// `fisher-exact`, `two-proportion-z`, `mann-whitney-u` or `fingerprint`.
+    pub test: String,
+    /// The canary's sample size.
+    pub canary_samples: i64,
+    /// Stable's sample size over the same window.
+    pub stable_samples: i64,
+    /// The test statistic.
+    pub statistic: f64,
+    /// One-sided p-value for "the canary is worse".
+    pub p_value: f64,
+    /// Observed effect (error-rate difference, or ratio of median latencies).
+    pub effect: f64,
+    /// The largest acceptable effect.
+    pub bound: f64,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    /// One line for a person.
+    pub reason: String,
+    /// Canary latency p50/p95/p99, milliseconds (latency only).
+    #[serde(default)]
+    pub canary_latency_ms: Option<Vec<f64>>,
+    /// Stable latency p50/p95/p99, milliseconds (latency only).
+    #[serde(default)]
+    pub stable_latency_ms: Option<Vec<f64>>,
+}
+
+/// The canary analysis of a rollout so far: every measurement's metrics and the decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema, Default)]
+#[avro(namespace = "io.selfheal.v1")]
+pub struct CanaryReport {
+    /// Every metric of every measurement, in order.
+    pub metrics: Vec<CanaryMetric>,
+    /// The last measurement's verdict: `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    /// What was decided: `promote`, `roll-back`, `hold`, or empty while measuring.
+    pub decision: String,
 }
 
 /// One step of deploying a patch, with the patch it deploys.
@@ -654,6 +706,9 @@ pub struct Rollout {
     pub patch: Patch,
     /// Stage timestamps so far.
     pub timeline: Timeline,
+    /// The statistical canary analysis, once the canary was measured.
+    #[serde(default)]
+    pub canary_report: Option<CanaryReport>,
 }
 
 impl Record for Rollout {
@@ -694,6 +749,8 @@ pub enum OutcomeStatus {
     DeployFailed,
     // selfheal itself failed on this incident; see the summary.
     Error,
+    // Promoted, but too little traffic reached the failing operation in the watch window to tell.
+    Unverified,
 }
 
 /// The fix that was deployed (or proposed).
@@ -749,6 +806,15 @@ pub struct Verification {
     pub occurrences: i64,
     /// Requests to the service seen in that window.
     pub requests: i64,
+    /// The failing operation watched (route or span name), when known.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// Requests that operation served in the window.
+    #[serde(default)]
+    pub operation_requests: Option<i64>,
+    /// Requests it had to serve, without the failure, for the incident to count as healed.
+    #[serde(default)]
+    pub min_requests: Option<i64>,
 }
 
 /// The end of one incident, with its whole story. Downstream consumers subscribe to this.

@@ -15,6 +15,7 @@ pub fn status_word(s: OutcomeStatus) -> &'static str {
         OutcomeStatus::NotLocalized => "NOT LOCALIZED",
         OutcomeStatus::DeployFailed => "DEPLOY FAILED",
         OutcomeStatus::Error => "ERROR",
+        OutcomeStatus::Unverified => "UNVERIFIED",
     }
 }
 
@@ -31,6 +32,7 @@ pub fn step_word(s: RolloutStep) -> &'static str {
         RolloutStep::RolledBack => "rolled back",
         RolloutStep::Failed => "failed",
         RolloutStep::Skipped => "skipped",
+        RolloutStep::CanaryHeld => "canary held for a person",
     }
 }
 

@@ -115,6 +115,7 @@ impl Verifier {
             window_ms,
             occurrences,
             requests: report.requests,
+            ..Verification::default()
         };
         let (status, summary) = outcome::verified(rollout, &verification, report.errors, self.config.low_traffic_below);
         let out = outcome::build(

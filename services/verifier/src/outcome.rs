@@ -24,7 +24,9 @@ pub fn ending_of(rollout: &Rollout) -> Ending {
         RolloutStep::AwaitingApproval
         | RolloutStep::Approved
         | RolloutStep::CanaryStarted
-        | RolloutStep::CanaryAnalyzed => Ending::Pending,
+        | RolloutStep::CanaryAnalyzed
+        // A held canary waits for a person; the approval's step ends the incident.
+        | RolloutStep::CanaryHeld => Ending::Pending,
         RolloutStep::Promoted => Ending::Verify,
         RolloutStep::RolledBack => Ending::Final(OutcomeStatus::RolledBack),
         RolloutStep::Rejected => Ending::Final(OutcomeStatus::RejectedByHuman),
@@ -59,6 +61,7 @@ pub fn final_summary(rollout: &Rollout, status: OutcomeStatus) -> String {
         OutcomeStatus::Error => "selfheal error",
         OutcomeStatus::Healed => "healed",
         OutcomeStatus::Recurred => "recurred",
+        OutcomeStatus::Unverified => "unverified",
     };
     bounded(&format!("{label}: {detail}"))
 }

@@ -121,6 +121,9 @@ async fn promoted_without_recurrence_is_healed_with_verification() {
     assert_eq!(
         o.verification,
         Some(Verification {
+            operation: None,
+            operation_requests: None,
+            min_requests: None,
             window_ms: 50,
             occurrences: 0,
             requests: 120
