@@ -30,7 +30,6 @@ use crate::agent::AgentInput;
 use crate::gate;
 use crate::git::FileChange;
 use crate::languages::{Language, ModelTestRequest, Project, RegressionRequest, Site, TemplateFix, TestSuite};
-use crate::pull_requests::PullRequest;
 use crate::sandbox::{Isolation, Limits, ProcessSandbox, RunResult, Sandbox, SandboxError};
 use crate::stage::{
     Repairer, attempt, bounded, check_incident_id, check_relative_path, commit_message, fmt_secs, ms, short, sync_file,
@@ -960,16 +959,6 @@ impl Repairer {
         patch.commit = Some(commit.clone());
         patch.status = PatchStatus::Proposed;
         patch.summary = what.clone();
-        let pr = PullRequest {
-            repository: entry.repository.display().to_string(),
-            branch: branch.to_string(),
-            base_commit: base.to_string(),
-            title: format!("selfheal: {what}"),
-            body: message,
-        };
-        if let Err(err) = self.pull_requests.open(&entry.repository, &pr).await {
-            patch.attempts.push(attempt("pull-request", "error", err.to_string()));
-        }
     }
 }
 

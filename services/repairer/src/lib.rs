@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 pub use agent::AgentSettings;
 pub use languages::{Language, Languages, Project};
-pub use pull_requests::{LocalPullRequests, PullRequest, PullRequests};
+pub use pull_requests::{CodeHostPullRequests, LocalPullRequests, PullRequestError, PullRequests};
 pub use sandbox::{
     Isolation, Limits, NoSandbox, ProcessSandbox, RunResult, Sandbox, SandboxError, default_sandbox,
     default_sandbox_with,

@@ -21,7 +21,7 @@ use crate::agent::{Agent, AgentSettings};
 use crate::gate;
 use crate::git::{Git, GitCli};
 use crate::languages::{Languages, safe_chars};
-use crate::pull_requests::{LocalPullRequests, PullRequests};
+use crate::pull_requests::{CodeHostPullRequests, PullRequestError, PullRequests};
 use crate::sandbox::Sandbox;
 use crate::templates::Registry;
 
@@ -60,7 +60,8 @@ pub struct Repairer {
 }
 
 impl Repairer {
-    /// A repairer with the built-in templates, git on the command line and local pull requests.
+    /// A repairer with the built-in templates, git on the command line, and pull requests on
+    /// the code host each service's catalog entry names (a local branch when it names none).
     pub fn new(
         catalog: Catalog,
         policy_engine: PolicyEngine,
@@ -76,7 +77,7 @@ impl Repairer {
             templates: Registry::builtin(),
             languages: Languages::builtin(),
             git,
-            pull_requests: Arc::new(LocalPullRequests),
+            pull_requests: Arc::new(CodeHostPullRequests::default()),
             agent: None,
         }
     }
@@ -108,6 +109,35 @@ impl Repairer {
 
     /// The patch for one diagnosis; never fails, failures are patch statuses.
     pub async fn repair(&self, diag: Diagnosis) -> Patch {
+        self.repair_and_propose(diag).await.0
+    }
+
+    /// The patch, and the error of a pull request that could not be opened for a reason that
+    /// may pass (the host unreachable): the stage then retries the diagnosis, whose replay
+    /// finds the branch and completes the pull request.
+    async fn repair_and_propose(&self, diag: Diagnosis) -> (Patch, Option<PullRequestError>) {
+        let mut patch = self.repair_only(&diag).await;
+        let mut retry = None;
+        if patch.status == PatchStatus::Proposed
+            && let Some(entry) = self.catalog.service(&patch.service)
+        {
+            match self.pull_requests.propose(entry, &diag, &patch).await {
+                Ok(url) => patch.pull_request_url = url,
+                Err(err) => {
+                    tracing::warn!(incident = %patch.incident_id, error = %err, transient = err.transient, "pull request not opened");
+                    patch
+                        .attempts
+                        .push(attempt("pull-request", "error", err.message.clone()));
+                    if err.transient {
+                        retry = Some(err);
+                    }
+                }
+            }
+        }
+        (patch, retry)
+    }
+
+    async fn repair_only(&self, diag: &Diagnosis) -> Patch {
         let mut patch = Patch {
             incident_id: diag.incident_id.clone(),
             service: diag.service.clone(),
@@ -123,7 +153,7 @@ impl Repairer {
             timeline: diag.timeline.clone(),
             ..Patch::default()
         };
-        self.run_flow(&diag, &mut patch).await;
+        self.run_flow(diag, &mut patch).await;
         if patch.llm.is_none()
             && let Some(spent) = &diag.llm
         {
@@ -245,7 +275,10 @@ impl Stage for Repairer {
     }
 
     async fn process(&self, input: Diagnosis, _ctx: &RecordContext) -> Result<Vec<Patch>, StageError> {
-        Ok(vec![self.repair(input).await])
+        match self.repair_and_propose(input).await {
+            (_, Some(err)) => Err(StageError::Transient(err.to_string())),
+            (patch, None) => Ok(vec![patch]),
+        }
     }
 }
 
