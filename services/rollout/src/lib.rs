@@ -4,8 +4,10 @@
 //! `autonomy = "auto"` is approved by the catalog when the deploy policy allows it;
 //! otherwise it waits in the [`PendingStore`] until `selfheal approve <id>` (or reject)
 //! arrives on `approvals` ([`ApprovalStage`]). An approved patch runs as a canary beside
-//! stable through a [`Deployer`], takes a share of the traffic, is compared with stable
-//! from telemetry ([`analysis`]) and is promoted or rolled back. Every step is one
+//! stable through a [`Deployer`], takes its steps of traffic, is compared with stable
+//! from telemetry with `selfheal_observe`'s statistics ([`analysis`]) and is promoted,
+//! rolled back, or held for a person when the evidence stays inconclusive (`CanaryHeld`:
+//! an approval then promotes the held canary, a rejection rolls it back). Every step is one
 //! `Rollout` record on `rollouts`; a patch that was not proposed gives one `Skipped` step,
 //! so the verifier can close every incident.
 
@@ -18,7 +20,7 @@ pub mod proxy;
 pub mod stage;
 pub mod store;
 
-pub use analysis::{Analysis, AnalysisConfig, Counts, Decision, ErrorRates};
+pub use analysis::{Analysis, AnalysisConfig, CanarySamples, Decision, ErrorRates, Weights};
 pub use deployer::{CanaryHandle, Deployer};
 pub use error::{DeployError, RolloutError};
 pub use local::{LocalProcessConfig, LocalProcessDeployer};

@@ -36,16 +36,17 @@ struct Args {
     /// OTLP/HTTP endpoint given to deployed services as OTEL_EXPORTER_OTLP_ENDPOINT.
     #[arg(long, env = "SELFHEAL_COLLECTOR_OTLP_URL", default_value = "http://127.0.0.1:4318")]
     collector_otlp_url: String,
-    /// Minimum seconds of canary analysis.
+    /// Seconds of one canary step (a service's catalog `deploy.canary.steps` overrides it).
     #[arg(long, env = "SELFHEAL_CANARY_SECS", default_value_t = 10)]
     canary_secs: u64,
-    /// Seconds after which the canary is judged on whatever traffic it saw.
+    /// Longest canary analysis: inconclusive steps are extended while they fit, then the canary
+    /// is held for a person (catalog `deploy.canary.inconclusive_limit` overrides it).
     #[arg(long, env = "SELFHEAL_CANARY_MAX_SECS", default_value_t = 30)]
     canary_max_secs: u64,
-    /// Requests the canary must serve to be promoted.
-    #[arg(long, env = "SELFHEAL_MIN_REQUESTS", default_value_t = 10)]
+    /// Requests each of canary and stable must serve before a metric may pass (catalog `deploy.canary.min_samples` overrides it).
+    #[arg(long, env = "SELFHEAL_MIN_REQUESTS", default_value_t = 50)]
     min_requests: i64,
-    /// How much higher (absolute, 0..1) the canary's error rate may be than stable's.
+    /// How much higher (absolute, 0..1) the canary's error rate may be than stable's (catalog `deploy.canary.error_rate_bound`).
     #[arg(long, env = "SELFHEAL_CANARY_TOLERANCE", default_value_t = 0.01)]
     canary_tolerance: f64,
     /// Seconds a new version may take to answer its health path.

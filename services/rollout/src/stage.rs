@@ -16,8 +16,8 @@ use selfheal_events::{
 };
 use selfheal_governance::{DeployInput, DeployVerdict, PolicyEngine};
 
-use crate::analysis::{AnalysisConfig, Decision, ErrorRates, analyze};
-use crate::deployer::Deployer;
+use crate::analysis::{AnalysisConfig, CanarySamples, Decision, Weights, analyze};
+use crate::deployer::{CanaryHandle, Deployer};
 use crate::error::RolloutError;
 use crate::store::{FilePendingStore, PendingStore, valid_incident_id};
 
@@ -56,11 +56,40 @@ pub struct RolloutCore {
     catalog: Arc<Catalog>,
     policy: Arc<PolicyEngine>,
     deployer: Arc<dyn Deployer>,
-    rates: Arc<dyn ErrorRates>,
+    rates: Arc<dyn CanarySamples>,
     store: Arc<dyn PendingStore>,
     config: RolloutConfig,
     /// One rollout at a time per service: two canaries of one service would measure each other.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Canaries held for a person, by incident: an approval promotes one, a rejection rolls it
+    /// back. In memory: after a restart the deployer's canary is gone too, and an approval
+    /// runs the canary again.
+    held: std::sync::Mutex<HashMap<String, Held>>,
+}
+
+/// A canary whose analysis stayed inconclusive, waiting for a person.
+#[derive(Debug, Clone)]
+struct Held {
+    canary: CanaryHandle,
+    /// The last step published for it (carries the canary report).
+    last: RolloutRecord,
+}
+
+/// Moves a running canary's traffic share for the analysis.
+struct DeployerWeights<'a> {
+    deployer: &'a dyn Deployer,
+    svc: &'a ServiceEntry,
+    canary: &'a CanaryHandle,
+}
+
+#[async_trait]
+impl Weights for DeployerWeights<'_> {
+    async fn set(&self, percent: u8) -> Result<(), String> {
+        self.deployer
+            .set_canary_weight(self.svc, self.canary, percent)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl std::fmt::Debug for RolloutCore {
@@ -110,6 +139,13 @@ fn transient(e: std::io::Error) -> StageError {
 }
 
 impl RolloutCore {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        match self.held.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     fn lock_for(&self, service: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = match self.locks.lock() {
             Ok(l) => l,
@@ -281,6 +317,10 @@ impl RolloutCore {
         if decision.at_ms <= 0 {
             decision.at_ms = now_ms();
         }
+        let held = self.held().remove(&patch.incident_id);
+        if let Some(held) = held {
+            return Ok(self.decide_held(svc, held, decision).await);
+        }
         if !decision.approved {
             let by = decision.by.clone();
             let reason = decision.reason.clone().unwrap_or_default();
@@ -340,12 +380,30 @@ impl RolloutCore {
             }
         };
         steps.current.canary_version = Some(canary.version.clone());
-        let percent = svc
+        let default_weight = svc
             .deploy_int("canary_traffic_percent")
             .ok()
             .flatten()
             .unwrap_or(DEFAULT_CANARY_PERCENT)
             .clamp(1, 100) as u8;
+        let canary_config = match self.config.analysis.for_service(svc, default_weight) {
+            Ok(c) => c,
+            Err(e) => {
+                let undo = self
+                    .deployer
+                    .rollback(svc, &canary)
+                    .await
+                    .err()
+                    .map(|e| format!("; rollback failed too: {e}"))
+                    .unwrap_or_default();
+                steps.push(
+                    RolloutStep::Failed,
+                    format!("catalog entry of {}: {e}{undo}; stable keeps serving", svc.name),
+                );
+                return self.finish(steps);
+            }
+        };
+        let percent = canary_config.steps.first().map_or(default_weight, |s| s.weight);
         if let Err(e) = self.deployer.set_canary_weight(svc, &canary, percent).await {
             let undo = self
                 .deployer
@@ -366,70 +424,175 @@ impl RolloutCore {
         steps.push(
             RolloutStep::CanaryStarted,
             format!(
-                "canary {} on {} · {percent}% traffic · stable {stable_version}",
-                canary.version, canary.address
+                "canary {} on {} · {percent}% traffic · stable {stable_version} · {} step(s)",
+                canary.version,
+                canary.address,
+                canary_config.steps.len()
             ),
         );
 
+        let weights = DeployerWeights {
+            deployer: self.deployer.as_ref(),
+            svc,
+            canary: &canary,
+        };
         let analysis = analyze(
             self.rates.as_ref(),
+            &weights,
             &svc.name,
             &stable_version,
             &canary.version,
             since,
-            &self.config.analysis,
+            &canary_config,
+            self.config.analysis.poll,
         )
         .await;
-        steps.current.canary_error_rate = Some(analysis.canary.rate());
-        steps.current.stable_error_rate = Some(analysis.stable.rate());
-        steps.current.canary_requests = analysis.canary.total;
-        steps.current.stable_requests = analysis.stable.total;
+        steps.current.canary_error_rate = Some(analysis.canary.error_rate());
+        steps.current.stable_error_rate = Some(analysis.stable.error_rate());
+        steps.current.canary_requests = i64::try_from(analysis.canary.requests).unwrap_or(i64::MAX);
+        steps.current.stable_requests = i64::try_from(analysis.stable.requests).unwrap_or(i64::MAX);
+        steps.current.traffic_percent = i32::from(analysis.weight);
+        steps.current.canary_report = Some(analysis.report.clone());
         let over = format!("over {:.0}s", analysis.observed.as_secs_f64());
         steps.push(RolloutStep::CanaryAnalyzed, format!("{} {over}", analysis.reason));
 
         match analysis.decision {
-            Decision::Promote => match self.deployer.promote(svc, &canary).await {
-                Ok(()) => {
-                    steps.current.timeline.promotion_ms = Some(now_ms());
-                    steps.current.traffic_percent = 100;
-                    steps.push(RolloutStep::Promoted, format!("{} {over} · promoted", analysis.reason));
+            Decision::Promote => {
+                self.promote(
+                    steps,
+                    svc,
+                    &canary,
+                    &stable_version,
+                    &format!("{} {over}", analysis.reason),
+                )
+                .await
+            }
+            Decision::RollBack => {
+                self.roll_back(
+                    steps,
+                    svc,
+                    &canary,
+                    &stable_version,
+                    &format!("{} {over}", analysis.reason),
+                )
+                .await
+            }
+            Decision::Hold => {
+                // The patch goes back to the pending store so `selfheal pending` lists it and
+                // an approval finds it; the canary keeps its share of traffic meanwhile.
+                if let Err(e) = self.store.put(&steps.current.patch) {
+                    tracing::error!(incident = %steps.current.incident_id, error = %e, "cannot keep the held patch; rolling back");
+                    return self
+                        .roll_back(
+                            steps,
+                            svc,
+                            &canary,
+                            &stable_version,
+                            &format!("{} {over}; cannot hold it: {e}", analysis.reason),
+                        )
+                        .await;
                 }
-                Err(e) => {
-                    let undo = self
-                        .deployer
-                        .rollback(svc, &canary)
-                        .await
-                        .err()
-                        .map(|e| format!("; rollback failed too: {e}"))
-                        .unwrap_or_default();
-                    steps.current.traffic_percent = 0;
-                    steps.push(
-                        RolloutStep::Failed,
-                        format!("promotion failed: {e}{undo}; stable {stable_version} keeps serving"),
-                    );
-                }
-            },
-            Decision::RollBack => match self.deployer.rollback(svc, &canary).await {
-                Ok(()) => {
-                    steps.current.timeline.rollback_ms = Some(now_ms());
-                    steps.current.traffic_percent = 0;
-                    steps.push(
-                        RolloutStep::RolledBack,
-                        format!(
-                            "{} {over} · rolled back; stable {stable_version} keeps serving",
-                            analysis.reason
-                        ),
-                    );
-                }
-                Err(e) => {
-                    steps.push(
-                        RolloutStep::Failed,
-                        format!("{}; rollback failed: {e}", analysis.reason),
-                    );
-                }
-            },
+                steps.push(
+                    RolloutStep::CanaryHeld,
+                    format!(
+                        "canary held for a person ({} {over}): `selfheal approve {}` promotes it, reject rolls it back",
+                        analysis.reason, steps.current.incident_id
+                    ),
+                );
+                let last = steps.current.clone();
+                self.held().insert(last.incident_id.clone(), Held { canary, last });
+                steps.out
+            }
+        }
+    }
+
+    /// Promotes the canary (or says why it could not).
+    async fn promote(
+        &self,
+        mut steps: Steps,
+        svc: &ServiceEntry,
+        canary: &CanaryHandle,
+        stable_version: &str,
+        why: &str,
+    ) -> Vec<RolloutRecord> {
+        match self.deployer.promote(svc, canary).await {
+            Ok(()) => {
+                steps.current.timeline.promotion_ms = Some(now_ms());
+                steps.current.traffic_percent = 100;
+                steps.push(RolloutStep::Promoted, format!("{why} · promoted"));
+            }
+            Err(e) => {
+                let undo = self
+                    .deployer
+                    .rollback(svc, canary)
+                    .await
+                    .err()
+                    .map(|e| format!("; rollback failed too: {e}"))
+                    .unwrap_or_default();
+                steps.current.traffic_percent = 0;
+                steps.push(
+                    RolloutStep::Failed,
+                    format!("promotion failed: {e}{undo}; stable {stable_version} keeps serving"),
+                );
+            }
         }
         self.finish(steps)
+    }
+
+    /// Rolls the canary back (or says why it could not).
+    async fn roll_back(
+        &self,
+        mut steps: Steps,
+        svc: &ServiceEntry,
+        canary: &CanaryHandle,
+        stable_version: &str,
+        why: &str,
+    ) -> Vec<RolloutRecord> {
+        match self.deployer.rollback(svc, canary).await {
+            Ok(()) => {
+                steps.current.timeline.rollback_ms = Some(now_ms());
+                steps.current.traffic_percent = 0;
+                steps.push(
+                    RolloutStep::RolledBack,
+                    format!("{why} · rolled back; stable {stable_version} keeps serving"),
+                );
+            }
+            Err(e) => {
+                steps.push(RolloutStep::Failed, format!("{why}; rollback failed: {e}"));
+            }
+        }
+        self.finish(steps)
+    }
+
+    /// A person's decision on a held canary: approval promotes it, rejection rolls it back.
+    async fn decide_held(&self, svc: &ServiceEntry, held: Held, decision: ApprovalDecision) -> Vec<RolloutRecord> {
+        let mut steps = Steps {
+            current: held.last,
+            out: Vec::new(),
+        };
+        let by = decision.by.clone();
+        let approved = decision.approved;
+        steps.current.approval = Some(decision);
+        let stable_version = steps.current.stable_version.clone().unwrap_or_default();
+        if approved {
+            self.promote(
+                steps,
+                svc,
+                &held.canary,
+                &stable_version,
+                &format!("held canary approved by {by}"),
+            )
+            .await
+        } else {
+            self.roll_back(
+                steps,
+                svc,
+                &held.canary,
+                &stable_version,
+                &format!("held canary rejected by {by}"),
+            )
+            .await
+        }
     }
 }
 
@@ -445,7 +608,7 @@ impl Rollout {
         catalog: Arc<Catalog>,
         policy: Arc<PolicyEngine>,
         deployer: Arc<dyn Deployer>,
-        rates: Arc<dyn ErrorRates>,
+        rates: Arc<dyn CanarySamples>,
         config: RolloutConfig,
     ) -> Result<Self, RolloutError> {
         let store = Arc::new(FilePendingStore::open(&config.state_dir)?);
@@ -457,7 +620,7 @@ impl Rollout {
         catalog: Arc<Catalog>,
         policy: Arc<PolicyEngine>,
         deployer: Arc<dyn Deployer>,
-        rates: Arc<dyn ErrorRates>,
+        rates: Arc<dyn CanarySamples>,
         store: Arc<dyn PendingStore>,
         config: RolloutConfig,
     ) -> Self {
@@ -469,6 +632,7 @@ impl Rollout {
             store,
             config,
             locks: std::sync::Mutex::new(HashMap::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
         };
         Rollout { core: Arc::new(core) }
     }

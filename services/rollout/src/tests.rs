@@ -12,6 +12,7 @@ use selfheal_events::{
     Approval, ApprovalDecision, ApprovalMode, Patch, PatchStatus, Rollout as RolloutRecord, RolloutStep,
 };
 use selfheal_governance::PolicyEngine;
+use selfheal_observe::Sample;
 
 use crate::*;
 
@@ -57,14 +58,32 @@ impl Deployer for FakeDeployer {
     }
 }
 
-/// Fixed counts per version.
-struct FixedRates(HashMap<String, Counts>);
+/// Fixed samples per version.
+struct FixedSamples(HashMap<String, Sample>);
 
 #[async_trait]
-impl ErrorRates for FixedRates {
-    async fn rates(&self, _service: &str, version: &str, _since: i64) -> Counts {
-        self.0.get(version).copied().unwrap_or_default()
+impl CanarySamples for FixedSamples {
+    async fn sample(&self, _service: &str, version: &str, _since: i64) -> Sample {
+        self.0.get(version).cloned().unwrap_or_default()
     }
+}
+
+/// `errors` of `total` requests on one route, successes taking 10–14 ms.
+fn counts(errors: u64, total: u64) -> Sample {
+    let mut s = Sample {
+        requests: total,
+        errors,
+        latencies_ms: (0..total - errors).map(|i| 10.0 + (i % 5) as f64).collect(),
+        ..Sample::default()
+    };
+    s.routes.insert(
+        "/price".into(),
+        selfheal_observe::RouteCounts {
+            requests: total,
+            errors,
+        },
+    );
+    s
 }
 
 struct Fixture {
@@ -73,7 +92,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: bool) -> Fixture {
+fn fixture(autonomy: Autonomy, canary: Sample, deployer: FakeDeployer, freeze: bool) -> Fixture {
     let mut svc = ServiceEntry::new(
         "pricing-api",
         "/nonexistent/pricing-api",
@@ -87,7 +106,7 @@ fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: b
     let policy = Arc::new(PolicyEngine::embedded().unwrap());
     let deployer = Arc::new(deployer);
     let mut counts = HashMap::new();
-    counts.insert("a1b2c3d".to_string(), Counts { errors: 10, total: 100 });
+    counts.insert("a1b2c3d".to_string(), self::counts(10, 100));
     counts.insert("e4f5a6b".to_string(), canary);
     let dir = tempfile::tempdir().unwrap();
     let mut config = RolloutConfig::new(dir.path());
@@ -95,10 +114,18 @@ fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: b
         min_window: Duration::from_millis(10),
         max_window: Duration::from_millis(50),
         poll: Duration::from_millis(5),
+        min_requests: 20,
         ..AnalysisConfig::default()
     };
     config.change_freeze = freeze;
-    let stage = Rollout::new(catalog, policy, deployer.clone(), Arc::new(FixedRates(counts)), config).unwrap();
+    let stage = Rollout::new(
+        catalog,
+        policy,
+        deployer.clone(),
+        Arc::new(FixedSamples(counts)),
+        config,
+    )
+    .unwrap();
     Fixture {
         stage,
         deployer,
@@ -106,8 +133,8 @@ fn fixture(autonomy: Autonomy, canary: Counts, deployer: FakeDeployer, freeze: b
     }
 }
 
-fn healthy() -> Counts {
-    Counts { errors: 0, total: 30 }
+fn healthy() -> Sample {
+    counts(0, 30)
 }
 
 fn ctx() -> RecordContext {
@@ -168,6 +195,20 @@ async fn auto_approval_deploys_and_promotes_with_every_step() {
     );
     assert!(out.windows(2).all(|w| w[0].step_ms <= w[1].step_ms));
     assert_eq!(last.timeline.patch_ms, patch.timeline.patch_ms);
+    let report = last
+        .canary_report
+        .as_ref()
+        .expect("the canary report travels on the record");
+    assert_eq!(report.decision, "promote");
+    let errors = report.metrics.iter().find(|m| m.metric == "error-rate").unwrap();
+    assert_eq!((errors.canary_samples, errors.stable_samples), (30, 100));
+    assert_eq!(
+        (errors.test.as_str(), errors.verdict.as_str()),
+        ("fisher-exact", "pass")
+    );
+    assert!((errors.effect + 0.1).abs() < 1e-9 && errors.bound == 0.01);
+    let latency = report.metrics.iter().find(|m| m.metric == "latency").unwrap();
+    assert_eq!(latency.canary_latency_ms.as_ref().map(Vec::len), Some(3), "p50/p95/p99");
     assert_eq!(
         *f.deployer.calls.lock().unwrap(),
         ["start_canary", "weight 25", "promote"]
@@ -181,12 +222,7 @@ async fn auto_approval_deploys_and_promotes_with_every_step() {
 
 #[tokio::test]
 async fn worse_canary_is_rolled_back() {
-    let f = fixture(
-        Autonomy::Auto,
-        Counts { errors: 10, total: 30 },
-        FakeDeployer::default(),
-        false,
-    );
+    let f = fixture(Autonomy::Auto, counts(10, 30), FakeDeployer::default(), false);
     let out = f
         .stage
         .process(selfheal_events::examples::patch(), &ctx())
@@ -204,16 +240,54 @@ async fn worse_canary_is_rolled_back() {
 }
 
 #[tokio::test]
-async fn canary_without_traffic_is_rolled_back() {
-    let f = fixture(Autonomy::Auto, Counts::default(), FakeDeployer::default(), false);
-    let out = f
-        .stage
-        .process(selfheal_events::examples::patch(), &ctx())
-        .await
-        .unwrap();
-    let last = out.last().unwrap();
-    assert_eq!(last.step, RolloutStep::RolledBack);
-    assert!(last.detail.contains("insufficient canary traffic"), "{}", last.detail);
+async fn canary_without_traffic_is_held_for_a_person_not_rolled_back() {
+    for (approved, ending, call) in [
+        (true, RolloutStep::Promoted, "promote"),
+        (false, RolloutStep::RolledBack, "rollback"),
+    ] {
+        let f = fixture(Autonomy::Auto, counts(0, 3), FakeDeployer::default(), false);
+        let patch = selfheal_events::examples::patch();
+        let out = f.stage.process(patch.clone(), &ctx()).await.unwrap();
+        let last = out.last().unwrap();
+        assert_eq!(last.step, RolloutStep::CanaryHeld, "{}", last.detail);
+        assert!(last.detail.contains("too few"), "{}", last.detail);
+        assert!(last.detail.contains("selfheal approve"), "{}", last.detail);
+        let report = last.canary_report.as_ref().unwrap();
+        assert_eq!(report.decision, "hold");
+        assert_eq!(report.verdict, "inconclusive");
+        // 10 ms steps in a 50 ms analysis: measured once, extended four times, then held.
+        assert_eq!(report.metrics.iter().map(|m| m.measurement).max(), Some(5));
+        assert_eq!(
+            *f.deployer.calls.lock().unwrap(),
+            ["start_canary", "weight 25"],
+            "no rollback"
+        );
+        assert_eq!(
+            f.stage.pending().unwrap(),
+            vec![patch.clone()],
+            "waits in the pending store"
+        );
+
+        let mut decision = approval(approved);
+        decision.incident_id = patch.incident_id.clone();
+        let out = f.stage.approvals().process(decision, &ctx()).await.unwrap();
+        assert_eq!(steps(&out), [ending]);
+        assert_eq!(f.deployer.calls.lock().unwrap().last().map(String::as_str), Some(call));
+        assert_eq!(
+            f.deployer
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| *c == "start_canary")
+                .count(),
+            1,
+            "the held canary, not a new one"
+        );
+        assert_eq!(out[0].approval.as_ref().unwrap().by, "alice");
+        assert!(out[0].canary_report.is_some());
+        assert!(f.stage.pending().unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
