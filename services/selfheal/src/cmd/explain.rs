@@ -849,6 +849,54 @@ fn rollouts(d: &mut Doc<'_>, steps: &[Rollout]) {
             d.line(4, line);
         }
     }
+    // Reports accumulate step after step: the last one holds every measurement.
+    if let Some(report) = steps.iter().rev().find_map(|s| s.canary_report.as_ref()) {
+        canary_report(d, report);
+    }
+}
+
+/// The statistical canary analysis: per measurement and metric, both sample sizes, the test,
+/// its statistic and p-value, the effect against its bound and the verdict.
+fn canary_report(d: &mut Doc<'_>, report: &selfheal_events::CanaryReport) {
+    let decision = d.t(&report.decision);
+    let verdict = d.t(&report.verdict);
+    d.line(
+        2,
+        format!("canary analysis · last verdict {verdict} · decision {decision}"),
+    );
+    for m in &report.metrics {
+        let effect = if m.metric == "latency" {
+            format!("median ×{:.2} (bound ×{:.2})", m.effect, m.bound)
+        } else if m.test == "fingerprint" {
+            format!("{} occurrences (bound 0)", m.effect)
+        } else {
+            format!("{:+.1}% (bound {:.1}%)", m.effect * 100.0, m.bound * 100.0)
+        };
+        d.line(
+            4,
+            format!(
+                "step {} ({}%) #{} · {} · {} · n canary {} / stable {} · statistic {:.2} · p={:.4} · effect {effect} · {}",
+                m.step + 1,
+                m.weight,
+                m.measurement,
+                d.t(&m.metric),
+                d.t(&m.test),
+                m.canary_samples,
+                m.stable_samples,
+                m.statistic,
+                m.p_value,
+                d.t(&m.verdict).to_uppercase()
+            ),
+        );
+        if let (Some(c), Some(s)) = (&m.canary_latency_ms, &m.stable_latency_ms)
+            && let ([c50, c95, c99], [s50, s95, s99]) = (c.as_slice(), s.as_slice())
+        {
+            d.line(
+                6,
+                format!("p50/p95/p99 canary {c50:.1}/{c95:.1}/{c99:.1} ms · stable {s50:.1}/{s95:.1}/{s99:.1} ms"),
+            );
+        }
+    }
 }
 
 fn outcome(d: &mut Doc<'_>, o: Option<&Outcome>) {
@@ -1035,6 +1083,72 @@ mod tests {
         assert!(text.contains("│ critique"), "{text}");
         // No control character but line breaks survives anywhere in the output.
         assert!(text.chars().all(|c| c == '\n' || !c.is_control()), "{text:?}");
+    }
+
+    #[test]
+    fn the_canary_report_is_shown_per_step_and_metric() {
+        let mut r = healed_incident();
+        let mut promoted = r.rollouts[0].clone();
+        promoted.canary_report = Some(selfheal_events::CanaryReport {
+            metrics: vec![
+                selfheal_events::CanaryMetric {
+                    step: 0,
+                    measurement: 1,
+                    weight: 25,
+                    metric: "error-rate".into(),
+                    test: "fisher-exact".into(),
+                    canary_samples: 38,
+                    stable_samples: 118,
+                    statistic: 0.0,
+                    p_value: 1.0,
+                    effect: -0.076,
+                    bound: 0.01,
+                    verdict: "pass".into(),
+                    reason: "error-rate canary 0.0% (0/38) vs stable 7.6% (9/118), p=1.0000".into(),
+                    ..Default::default()
+                },
+                selfheal_events::CanaryMetric {
+                    step: 0,
+                    measurement: 1,
+                    weight: 25,
+                    metric: "latency".into(),
+                    test: "mann-whitney-u".into(),
+                    canary_samples: 38,
+                    stable_samples: 109,
+                    statistic: 2000.0,
+                    p_value: 0.42,
+                    effect: 1.05,
+                    bound: 1.5,
+                    verdict: "pass".into(),
+                    canary_latency_ms: Some(vec![2.1, 4.0, 6.5]),
+                    stable_latency_ms: Some(vec![2.0, 3.9, 7.0]),
+                    ..Default::default()
+                },
+            ],
+            verdict: "pass".into(),
+            decision: "promote".into(),
+        });
+        r.rollouts = vec![promoted];
+        let text = render_text(&r, &RenderOptions::default());
+        assert!(
+            text.contains("canary analysis · last verdict pass · decision promote"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "step 1 (25%) #1 · error-rate · fisher-exact · n canary 38 / stable 118 · statistic 0.00 · p=1.0000 · effect -7.6% (bound 1.0%) · PASS"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency · mann-whitney-u · n canary 38 / stable 109"),
+            "{text}"
+        );
+        assert!(text.contains("effect median ×1.05 (bound ×1.50)"), "{text}");
+        assert!(
+            text.contains("p50/p95/p99 canary 2.1/4.0/6.5 ms · stable 2.0/3.9/7.0 ms"),
+            "{text}"
+        );
     }
 
     #[test]
