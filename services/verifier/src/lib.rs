@@ -3,8 +3,10 @@
 //! Reads `rollouts` and writes exactly one [`Outcome`] per incident to `outcomes`:
 //!
 //! - `Promoted`: watches telemetry for the incident's fingerprint for a window after
-//!   promotion ([`FingerprintWatch`]); none seen → `Healed` (the summary notes low
-//!   traffic), any seen → `Recurred`;
+//!   promotion ([`FingerprintWatch`]); any seen → `Recurred`; none seen while the failing
+//!   operation (the route that failed with it before) served at least the minimum of
+//!   requests → `Healed`; fewer → `Unverified`, with the window stated (no traffic is no
+//!   evidence);
 //! - `RolledBack`, `Rejected`, `PolicyDenied`, `Failed` → the matching status at once;
 //! - `Skipped` → the status the patch explains (`NotLocalized`, `NoFixFound`, …);
 //! - intermediate steps (`AwaitingApproval`, `Approved`, `CanaryStarted`, `CanaryAnalyzed`) → nothing.
@@ -28,7 +30,8 @@ pub use outcome::{Ending, ending_of};
 /// The former name of [`MonitorFingerprinter`] (it was a stand-in until the monitor's function landed).
 pub use watch::MonitorFingerprinter as StacktraceFingerprinter;
 pub use watch::{
-    FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, MonitorFingerprinter, RecentEvents, WatchReport,
+    FingerprintWatch, Fingerprinter, KafkaFingerprintWatch, MonitorFingerprinter, OperationReport, RecentEvents,
+    WatchReport,
 };
 
 /// The stage's name: group `selfheal-verifier`, dead letters `verifier.dlq`.
@@ -41,7 +44,8 @@ pub struct VerifierConfig {
     pub window: Duration,
     /// Extra wait after the window for telemetry still in flight (exporters batch).
     pub settle: Duration,
-    /// Fewer requests than this in the window and a Healed summary says "low traffic".
+    /// Requests the failing operation (the service, when the operation is unknown) must serve
+    /// in the window, without the failure, for Healed; fewer gives Unverified.
     pub low_traffic_below: i64,
     /// Where emitted outcomes are remembered across restarts; memory only when `None`.
     pub state_dir: Option<PathBuf>,
@@ -103,6 +107,10 @@ impl Verifier {
             .watch
             .occurrences(&rollout.service, &rollout.fingerprint, from_ms, to_ms)
             .await;
+        let op = self
+            .watch
+            .operation(&rollout.service, &rollout.fingerprint, from_ms, to_ms)
+            .await;
         // An incident without an exception (error-rate or log-template symptom) has a derived
         // fingerprint no event carries: failed requests are its occurrences.
         let exception_based = rollout.patch.exception_type.is_some() || rollout.patch.root_cause.is_some();
@@ -115,7 +123,9 @@ impl Verifier {
             window_ms,
             occurrences,
             requests: report.requests,
-            ..Verification::default()
+            operation_requests: op.operation.is_some().then_some(op.requests),
+            operation: op.operation,
+            min_requests: Some(self.config.low_traffic_below.max(1)),
         };
         let (status, summary) = outcome::verified(rollout, &verification, report.errors, self.config.low_traffic_below);
         let out = outcome::build(

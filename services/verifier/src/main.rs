@@ -22,7 +22,7 @@ struct Args {
     /// Milliseconds to wait after the window for telemetry still being exported.
     #[arg(long, env = "SELFHEAL_VERIFY_SETTLE_MS", default_value_t = 2000)]
     verify_settle_ms: u64,
-    /// Fewer requests than this in the window and a Healed outcome says "low traffic".
+    /// Requests the failing operation must serve in the window, without the failure, for Healed (fewer: Unverified).
     #[arg(long, env = "SELFHEAL_VERIFY_MIN_REQUESTS", default_value_t = 10)]
     verify_min_requests: i64,
     /// Directory remembering emitted outcomes across restarts (memory only when unset).

@@ -66,12 +66,15 @@ pub fn final_summary(rollout: &Rollout, status: OutcomeStatus) -> String {
     bounded(&format!("{label}: {detail}"))
 }
 
-/// The verdict after promotion and its summary.
+/// The verdict after promotion and its summary: Recurred when the fingerprint came back;
+/// Healed only with evidence — the failing operation (the whole service when it is unknown)
+/// served at least `min_requests` requests in the window without it; otherwise Unverified,
+/// with the window stated (no traffic is no evidence).
 pub fn verified(
     rollout: &Rollout,
     verification: &Verification,
     errors: i64,
-    low_traffic_below: i64,
+    min_requests: i64,
 ) -> (OutcomeStatus, String) {
     let secs = verification.window_ms as f64 / 1000.0;
     let what = rollout
@@ -82,24 +85,33 @@ pub fn verified(
     if verification.occurrences > 0 {
         return (
             OutcomeStatus::Recurred,
-            format!(
+            bounded(&format!(
                 "{what} recurred {} times in {secs:.0}s after promotion ({} requests)",
                 verification.occurrences, verification.requests
-            ),
+            )),
+        );
+    }
+    let (served, on) = match &verification.operation {
+        Some(op) => (verification.operation_requests.unwrap_or(0), op.clone()),
+        None => (verification.requests, "the service".to_string()),
+    };
+    if served < min_requests.max(1) {
+        return (
+            OutcomeStatus::Unverified,
+            bounded(&format!(
+                "no {what} in the {secs:.0}s watch window after promotion, but {on} served only {served} requests there ({} needed) · unverified",
+                min_requests.max(1)
+            )),
         );
     }
     let mut summary = format!(
-        "no {what} for {secs:.0}s after promotion ({} requests) · healed",
+        "no {what} for {secs:.0}s after promotion ({} requests, {served} to {on}) · healed",
         verification.requests
     );
-    if verification.requests < low_traffic_below {
-        // Silence without traffic proves little; still Healed, but a reader must know.
-        summary.push_str(&format!(" · low traffic: only {} requests seen", verification.requests));
-    }
     if errors > 0 {
         summary.push_str(&format!(" · {errors} other failed requests"));
     }
-    (OutcomeStatus::Healed, summary)
+    (OutcomeStatus::Healed, bounded(&summary))
 }
 
 /// Builds the Outcome carrying the whole story of the incident.

@@ -9,6 +9,7 @@ use super::*;
 
 struct FakeWatch {
     report: WatchReport,
+    op: OperationReport,
     asked: Mutex<Vec<(String, String, i64, i64)>>,
 }
 
@@ -21,11 +22,19 @@ impl FingerprintWatch for FakeWatch {
             .push((service.into(), fingerprint.into(), from_ms, to_ms));
         self.report
     }
+    async fn operation(&self, _service: &str, _fingerprint: &str, _from_ms: i64, _to_ms: i64) -> OperationReport {
+        self.op.clone()
+    }
 }
 
 fn verifier(report: WatchReport) -> (Verifier, Arc<FakeWatch>) {
+    verifier_with(report, OperationReport::default())
+}
+
+fn verifier_with(report: WatchReport, op: OperationReport) -> (Verifier, Arc<FakeWatch>) {
     let watch = Arc::new(FakeWatch {
         report,
+        op,
         asked: Mutex::new(Vec::new()),
     });
     let config = VerifierConfig {
@@ -123,7 +132,7 @@ async fn promoted_without_recurrence_is_healed_with_verification() {
         Some(Verification {
             operation: None,
             operation_requests: None,
-            min_requests: None,
+            min_requests: Some(10),
             window_ms: 50,
             occurrences: 0,
             requests: 120
@@ -146,34 +155,65 @@ async fn promoted_without_recurrence_is_healed_with_verification() {
     assert_eq!(o.exception_type.as_deref(), Some("ZeroDivisionError"));
 }
 
-/// KNOWN GAP, not a specification: no traffic after promotion is no evidence, and no evidence
-/// is not a heal. Today the verifier still answers `Healed` (with "low traffic" in the summary)
-/// when no request, or too few, arrived in the window; the verdict is issue 18's to change
-/// (Kayenta, Argo Rollouts and Flagger all refuse to call missing data a success). This test
-/// pins today's behaviour only so that the change shows: when the verdict changes, it fails,
-/// and it is to be replaced by one asserting the new verdict, not "fixed" back.
+/// No traffic after promotion is no evidence, and no evidence is not a heal (this replaces
+/// the known-gap test that pinned the old `Healed` with "low traffic").
 #[tokio::test]
-async fn known_gap_no_traffic_after_promotion_is_reported_healed() {
-    for requests in [0, 2] {
+async fn too_little_traffic_after_promotion_is_unverified_with_the_window_stated() {
+    for requests in [0, 2, 9] {
         let (v, _) = verifier(WatchReport {
             occurrences: 0,
             requests,
             errors: 0,
         });
         let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
-        assert_eq!(
-            out[0].status,
-            OutcomeStatus::Healed,
-            "the known gap, {requests} requests"
-        );
+        assert_eq!(out[0].status, OutcomeStatus::Unverified, "{requests} requests");
+        let summary = &out[0].summary;
+        assert!(summary.contains("in the 0s watch window"), "{summary}");
         assert!(
-            out[0]
-                .summary
-                .contains(&format!("low traffic: only {requests} requests seen")),
-            "{}",
-            out[0].summary
+            summary.contains(&format!("served only {requests} requests there (10 needed)")),
+            "{summary}"
         );
+        assert_eq!(out[0].verification.as_ref().unwrap().window_ms, 50);
     }
+}
+
+#[tokio::test]
+async fn healed_needs_the_failing_operation_to_serve_enough_requests() {
+    // Busy service, quiet failing route: still no evidence.
+    let busy = WatchReport {
+        occurrences: 0,
+        requests: 500,
+        errors: 0,
+    };
+    let (v, _) = verifier_with(
+        busy,
+        OperationReport {
+            operation: Some("POST /price".into()),
+            requests: 3,
+        },
+    );
+    let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
+    assert_eq!(out[0].status, OutcomeStatus::Unverified, "{}", out[0].summary);
+    assert!(
+        out[0].summary.contains("POST /price served only 3 requests"),
+        "{}",
+        out[0].summary
+    );
+    let ver = out[0].verification.clone().unwrap();
+    assert_eq!(
+        (ver.operation.as_deref(), ver.operation_requests, ver.min_requests),
+        (Some("POST /price"), Some(3), Some(10))
+    );
+    let (v, _) = verifier_with(
+        busy,
+        OperationReport {
+            operation: Some("POST /price".into()),
+            requests: 10,
+        },
+    );
+    let out = v.process(step(RolloutStep::Promoted), &ctx(1)).await.unwrap();
+    assert_eq!(out[0].status, OutcomeStatus::Healed, "{}", out[0].summary);
+    assert!(out[0].summary.contains("10 to POST /price"), "{}", out[0].summary);
 }
 
 #[tokio::test]
@@ -219,6 +259,7 @@ async fn state_dir_survives_restart() {
     };
     let watch = Arc::new(FakeWatch {
         report: WatchReport::default(),
+        op: OperationReport::default(),
         asked: Mutex::new(Vec::new()),
     });
     let r = step(RolloutStep::RolledBack);

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use selfheal_core::{KafkaArgs, Shutdown};
-use selfheal_events::{Codec, SignalKind, SpanStatus, TelemetryEvent};
+use selfheal_events::{Codec, TelemetryEvent};
+pub use selfheal_observe::{is_failed, is_server_span};
 
 /// What telemetry showed for one service in one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,11 +28,27 @@ pub struct WatchReport {
     pub errors: i64,
 }
 
+/// What telemetry showed for the failing operation: the route whose requests carried the
+/// fingerprint before `from_ms`, and its requests in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OperationReport {
+    /// The route most often failing with the fingerprint before the window, when any was seen.
+    pub operation: Option<String>,
+    /// Requests that route served in the window.
+    pub requests: i64,
+}
+
 /// Answers "how often did `fingerprint` occur for `service` between `from_ms` and `to_ms`".
 #[async_trait]
 pub trait FingerprintWatch: Send + Sync {
     /// Counts over `[from_ms, to_ms]` (event timestamps, epoch milliseconds).
     async fn occurrences(&self, service: &str, fingerprint: &str, from_ms: i64, to_ms: i64) -> WatchReport;
+
+    /// The failing operation of `fingerprint` (seen before `from_ms`) and its requests in
+    /// `[from_ms, to_ms]`; unknown by default.
+    async fn operation(&self, _service: &str, _fingerprint: &str, _from_ms: i64, _to_ms: i64) -> OperationReport {
+        OperationReport::default()
+    }
 }
 
 /// Computes the failure fingerprint of a telemetry event, the same way the monitor does.
@@ -40,38 +57,16 @@ pub trait Fingerprinter: Send + Sync {
     fn fingerprint(&self, event: &TelemetryEvent) -> Option<String>;
 }
 
-/// Fingerprints with the monitor's definition (`selfheal_monitor::fingerprint::fingerprint_of`),
-/// so the verifier looks for exactly the value the incident was opened with; it also
+/// Fingerprints with the monitor's definition (`selfheal_observe::fingerprint_of`, shared by
+/// both), so the verifier looks for exactly the value the incident was opened with; it also
 /// recognises exceptions that log records carry as attributes.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorFingerprinter;
 
 impl Fingerprinter for MonitorFingerprinter {
     fn fingerprint(&self, event: &TelemetryEvent) -> Option<String> {
-        selfheal_monitor::fingerprint::fingerprint_of(event)
+        selfheal_observe::fingerprint_of(event)
     }
-}
-
-/// Whether a span is a request the service served (a SERVER span).
-pub fn is_server_span(event: &TelemetryEvent) -> bool {
-    event.kind == SignalKind::Span
-        && event
-            .span_kind
-            .as_deref()
-            .map(|k| k.eq_ignore_ascii_case("server") || k.eq_ignore_ascii_case("span_kind_server"))
-            .unwrap_or(false)
-}
-
-/// Whether a server span failed: span status error or an HTTP status of 500 or more.
-pub fn is_failed(event: &TelemetryEvent) -> bool {
-    if event.status == SpanStatus::Error {
-        return true;
-    }
-    ["http.response.status_code", "http.status_code"]
-        .iter()
-        .filter_map(|k| event.attributes.get(*k))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
-        .any(|code| code >= 500.0)
 }
 
 /// One remembered event: only what the question needs.
@@ -81,6 +76,7 @@ struct Seen {
     fingerprint: Option<String>,
     request: bool,
     failed: bool,
+    route: Option<String>,
 }
 
 /// Recent events per service, bounded in count per service and in age.
@@ -121,6 +117,7 @@ impl RecentEvents {
             fingerprint,
             request,
             failed: request && is_failed(event),
+            route: request.then(|| selfheal_observe::route_of(event)),
         });
     }
 
@@ -142,6 +139,37 @@ impl RecentEvents {
             }
         }
         report
+    }
+
+    /// The route whose requests carried `fingerprint` most often before `from_ms`, and the
+    /// requests it served in `[from_ms, to_ms]`.
+    pub fn operation(&self, service: &str, fingerprint: &str, from_ms: i64, to_ms: i64) -> OperationReport {
+        let mut failing: HashMap<&str, usize> = HashMap::new();
+        let ring = self.per_service.get(service);
+        for seen in ring.into_iter().flatten() {
+            if seen.at_ms < from_ms
+                && seen.fingerprint.as_deref() == Some(fingerprint)
+                && let Some(route) = &seen.route
+            {
+                *failing.entry(route.as_str()).or_default() += 1;
+            }
+        }
+        let Some(route) = failing
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+            .map(|(r, _)| r.to_string())
+        else {
+            return OperationReport::default();
+        };
+        let requests = ring
+            .into_iter()
+            .flatten()
+            .filter(|s| s.at_ms >= from_ms && s.at_ms <= to_ms && s.route.as_deref() == Some(route.as_str()))
+            .count() as i64;
+        OperationReport {
+            operation: Some(route),
+            requests,
+        }
     }
 }
 
@@ -224,11 +252,20 @@ impl FingerprintWatch for KafkaFingerprintWatch {
             Err(_) => WatchReport::default(),
         }
     }
+
+    async fn operation(&self, service: &str, fingerprint: &str, from_ms: i64, to_ms: i64) -> OperationReport {
+        match self.recent.lock() {
+            Ok(r) => r.operation(service, fingerprint, from_ms, to_ms),
+            Err(_) => OperationReport::default(),
+        }
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use selfheal_events::SpanStatus;
+
     use super::*;
 
     struct ByName;
@@ -261,6 +298,35 @@ mod tests {
         assert_eq!(r.requests, 2);
         assert_eq!(r.errors, 1);
         assert_eq!(ring.count("other", &fp, t, t + 5000), WatchReport::default());
+    }
+
+    #[test]
+    fn the_failing_operation_is_the_route_that_failed_before_and_counts_its_requests() {
+        let failing = selfheal_events::examples::telemetry_event();
+        let t = failing.timestamp_ms;
+        let route = selfheal_observe::route_of(&failing);
+        let fp = failing.exception.as_ref().unwrap().r#type.clone();
+        let mut ring = RecentEvents::new(100, 10);
+        ring.record(&failing, &ByName);
+        let mut ok = failing.clone();
+        ok.exception = None;
+        ok.status = SpanStatus::Ok;
+        for i in 1..=3 {
+            let mut later = ok.clone();
+            later.timestamp_ms = t + 1000 * i;
+            ring.record(&later, &ByName);
+        }
+        let mut elsewhere = ok.clone();
+        elsewhere.attributes.insert("http.route".into(), "/healthz".into());
+        elsewhere.timestamp_ms = t + 1500;
+        ring.record(&elsewhere, &ByName);
+        let op = ring.operation(&failing.service, &fp, t + 1, t + 10_000);
+        assert_eq!(op.operation.as_deref(), Some(route.as_str()));
+        assert_eq!(op.requests, 3, "only the failing route's requests after the failure");
+        assert_eq!(
+            ring.operation(&failing.service, "other", t + 1, t + 10_000),
+            OperationReport::default()
+        );
     }
 
     #[test]
