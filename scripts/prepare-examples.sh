@@ -6,7 +6,9 @@
 #     then an offline build of the packages and their tests (GOFLAGS=-mod=mod GOPROXY=off),
 #     which also fills the build cache;
 #   - Node: `npm ci` in examples/orders-node (node_modules from package-lock.json, npm's
-#     download cache under $SELFHEAL_CACHE/npm), skipped while the lock file is unchanged.
+#     download cache under $SELFHEAL_CACHE/npm), skipped while the lock file is unchanged;
+#   - the repairer's Node fixtures with a lock file (Jest, Vitest): `npm ci` under
+#     $SELFHEAL_CACHE/node-fixtures/<fixture>.
 # Prints the environment that offline use needs as `export NAME=value` lines on stdout (the
 # last lines), everything else on stderr:   eval "$(scripts/prepare-examples.sh)"
 #
@@ -50,6 +52,28 @@ else
 fi
 # Offline check: the SDK loads with the network unused.
 (cd "$app" && node -e "require('@opentelemetry/sdk-node'); require('@opentelemetry/exporter-trace-otlp-http')")
+
+# --- Node fixtures of the repairer's Jest and Vitest tests ---------------------------------------
+# services/repairer/src/languages/node/fixtures/<name> with a package-lock.json: `npm ci` of its
+# package.json and lock under $SELFHEAL_CACHE/node-fixtures/<name> (outside the checkout, so the
+# fixtures stay source only), skipped while the lock file and Node are unchanged. The repairer's
+# tests link that node_modules into their copies of the fixture.
+for lock in "$root"/services/repairer/src/languages/node/fixtures/*/package-lock.json; do
+  [[ -f $lock ]] || continue
+  name=$(basename "$(dirname "$lock")")
+  dest=$cache/node-fixtures/$name
+  want=$(sha256sum "$lock" | cut -d' ' -f1)-$(node --version)
+  if [[ -f $dest/node_modules/.selfheal-lock-sha256 && "$(cat "$dest/node_modules/.selfheal-lock-sha256")" == "$want" ]]; then
+    say "node: node_modules of the $name fixture up to date"
+    continue
+  fi
+  say "node: npm ci for the $name fixture in $dest"
+  mkdir -p "$dest"
+  cp "$(dirname "$lock")/package.json" "$lock" "$dest/"
+  # No package script runs (esbuild's install check is one): the binaries come as packages.
+  (cd "$dest" && npm ci --ignore-scripts --no-audit --no-fund --cache "$cache/npm" >&2)
+  echo "$want" >"$dest/node_modules/.selfheal-lock-sha256"
+done
 
 echo "export GOMODCACHE=$GOMODCACHE"
 echo "export GOCACHE=$GOCACHE"

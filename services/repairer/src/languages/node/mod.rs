@@ -7,6 +7,12 @@
 //! read-only inside it), or, when the repository has none, `npm ci --ignore-scripts` installs
 //! them there with network (no package script runs). npm's cache and logs go to the
 //! sandbox's private `/tmp`.
+//!
+//! The sandbox caps the address space, and V8's default WebAssembly bounds checks reserve
+//! about 10 GB of it per memory: any WebAssembly then fails with "Cannot allocate Wasm memory"
+//! (undici's HTTP parser is WebAssembly, and `npx`, Jest and Vitest load it). So the suite runs
+//! with `NODE_OPTIONS=--disable-wasm-trap-handler` (explicit bounds checks, no reservation)
+//! when the `node` on `PATH` accepts it there (Node 20.15 and 22.2 on).
 
 pub mod model_test;
 pub mod regression;
@@ -15,6 +21,7 @@ pub mod templates;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use selfheal_events::RegressionTest;
 
@@ -28,6 +35,25 @@ pub struct Node;
 
 /// The npm placeholder test script of `npm init`.
 const NPM_PLACEHOLDER: &str = "no test specified";
+
+/// The `NODE_OPTIONS` flag that lets WebAssembly run under the sandbox's address-space cap.
+const WASM_WITHOUT_RESERVATION: &str = "--disable-wasm-trap-handler";
+
+/// Whether the `node` on `PATH` accepts [`WASM_WITHOUT_RESERVATION`] in `NODE_OPTIONS` (asked
+/// once: an older Node refuses to start with a flag it does not know there).
+fn node_accepts_wasm_flag() -> bool {
+    static ACCEPTS: OnceLock<bool> = OnceLock::new();
+    *ACCEPTS.get_or_init(|| {
+        std::process::Command::new("node")
+            .args(["-e", "0"])
+            .env("NODE_OPTIONS", WASM_WITHOUT_RESERVATION)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
 
 fn package_json(repo: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(repo.join("package.json")).ok()?;
@@ -130,22 +156,22 @@ impl Language for Node {
         } else {
             None
         };
+        let mut env = BTreeMap::from([
+            ("npm_config_cache".to_string(), "/tmp/selfheal-npm-cache".to_string()),
+            ("npm_config_update_notifier".to_string(), "false".to_string()),
+            ("npm_config_audit".to_string(), "false".to_string()),
+            ("npm_config_fund".to_string(), "false".to_string()),
+            ("NODE_ENV".to_string(), "test".to_string()),
+        ]);
+        if node_accepts_wasm_flag() {
+            env.insert("NODE_OPTIONS".into(), WASM_WITHOUT_RESERVATION.into());
+        }
         Some(Project {
             language: self.id(),
             source_root: ".".into(),
             framework: framework.into(),
             test_root: test_root.into(),
-            suite: TestSuite {
-                command,
-                env: BTreeMap::from([
-                    ("npm_config_cache".to_string(), "/tmp/selfheal-npm-cache".to_string()),
-                    ("npm_config_update_notifier".to_string(), "false".to_string()),
-                    ("npm_config_audit".to_string(), "false".to_string()),
-                    ("npm_config_fund".to_string(), "false".to_string()),
-                    ("NODE_ENV".to_string(), "test".to_string()),
-                ]),
-                prepare,
-            },
+            suite: TestSuite { command, env, prepare },
         })
     }
 

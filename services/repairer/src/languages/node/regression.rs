@@ -169,23 +169,25 @@ pub fn write(request: &RegressionRequest<'_>, package_type_module: bool) -> Resu
         .take(160)
         .collect();
     let name = format!("selfheal {token}: {shown} handles the input that crashed it");
+    // Vitest transforms every test file and refuses `require('vitest')`: its tests are written
+    // as ES modules whatever the culprit module is (Vitest imports CommonJS from them).
+    let esm_test = esm || project.framework == "vitest";
     let mut code = String::new();
-    if !esm {
+    if !esm_test {
         code.push_str("'use strict';\n");
     }
     code.push_str(&format!(
         "// Regression test written by selfheal for incident {incident}:\n// {shown} threw \"{crash}\".\n"
     ));
-    let import = match (esm, export) {
+    let import = match (esm_test, export) {
         (true, Export::Named) => format!("import {{ {} }} from {};", func.name, string_literal(&import_path)),
         (true, Export::Default) => format!("import {} from {};", func.name, string_literal(&import_path)),
         (false, Export::Named) => format!("const {{ {} }} = require({});", func.name, string_literal(&import_path)),
         (false, Export::Default) => format!("const {} = require({});", func.name, string_literal(&import_path)),
     };
-    match (project.framework.as_str(), esm) {
+    match (project.framework.as_str(), esm_test) {
         ("jest", _) => {}
-        ("vitest", true) => code.push_str("import { test } from 'vitest';\n"),
-        ("vitest", false) => code.push_str("const { test } = require('vitest');\n"),
+        ("vitest", _) => code.push_str("import { test } from 'vitest';\n"),
         (_, true) => code.push_str("import test from 'node:test';\n"),
         (_, false) => code.push_str("const test = require('node:test');\n"),
     }

@@ -265,7 +265,7 @@ async fn run(
     sandbox.run(dir, command, limits).await.unwrap()
 }
 
-async fn heal(repo: &Path, template: &dyn FixTemplate, diag: &Diagnosis) -> (TemplateFix, RegressionTest) {
+async fn heal(repo: &Path, template: &dyn FixTemplate, diag: &Diagnosis) -> (TemplateFix, RegressionTest, RunResult) {
     let project = Node.detect(repo).unwrap();
     let rc = diag.root_cause.as_ref().unwrap();
     let source = read(repo, &rc.file);
@@ -320,15 +320,14 @@ async fn heal(repo: &Path, template: &dyn FixTemplate, diag: &Diagnosis) -> (Tem
         template.id(),
         suite.output_tail
     );
-    (fix, test)
+    (fix, test, suite)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_node_template_heals_real_code_with_the_real_node_test() {
-    let shop = fixtures();
-    let src = read(&shop, "src/pricing.js");
+/// One incident per template on the shop's `src/pricing.js` (the same file in every shop fixture).
+fn shop_cases(shop: &Path) -> Vec<(Box<dyn FixTemplate>, Diagnosis)> {
+    let src = read(shop, "src/pricing.js");
     let at = |needle: &str| line_of(&src, needle);
-    let cases: Vec<(Box<dyn FixTemplate>, Diagnosis)> = vec![
+    vec![
         (
             Box::new(NodePropertyGuard) as Box<dyn FixTemplate>,
             diagnosis(
@@ -384,11 +383,77 @@ async fn every_node_template_heals_real_code_with_the_real_node_test() {
                 &[],
             ),
         ),
-    ];
-    for (template, diag) in &cases {
-        let (fix, test) = heal(&shop, template.as_ref(), diag).await;
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_template_heals_real_code_with_the_real_node_test() {
+    let shop = fixtures();
+    for (template, diag) in &shop_cases(&shop) {
+        let (fix, test, _) = heal(&shop, template.as_ref(), diag).await;
         eprintln!("{}: {}\n{}", template.id(), fix.summary, test.code);
     }
+}
+
+/// A copy of `fixtures/<name>` in a new directory, with the `node_modules` that
+/// scripts/prepare-examples.sh installed for it from its lock file under
+/// `$SELFHEAL_CACHE/node-fixtures/<name>` linked in, as in a checkout with its dependencies
+/// installed.
+fn installed_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let cache = std::env::var_os("SELFHEAL_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/selfheal"));
+    let modules = cache.join("node-fixtures").join(name).join("node_modules");
+    assert!(
+        modules.join(".selfheal-lock-sha256").is_file(),
+        "{} is missing: run scripts/prepare-examples.sh (scripts/test.sh does)",
+        modules.display()
+    );
+    let holder = tempfile::tempdir().unwrap();
+    let repo = holder.path().join(name);
+    copy_dir(&fixtures().with_file_name(name), &repo);
+    std::os::unix::fs::symlink(&modules, repo.join("node_modules")).unwrap();
+    (holder, repo)
+}
+
+/// Every template on a shop whose suite is `framework`'s: the project is detected as such, the
+/// regression test is written for it, fails before the fix and passes after with the real tool
+/// in the sandbox, and the whole suite (the shop's five tests and the new one) passes and is
+/// counted.
+async fn heal_the_shop_with(name: &str, framework: &str) {
+    let (_holder, repo) = installed_fixture(name);
+    let project = Node.detect(&repo).unwrap();
+    assert_eq!(project.framework, framework);
+    assert_eq!(project.suite.command, ["npm", "test"]);
+    for (template, diag) in &shop_cases(&repo) {
+        let (fix, test, suite) = heal(&repo, template.as_ref(), diag).await;
+        let counted = Node.summary(&suite.output_tail).unwrap_or_else(|| {
+            panic!(
+                "{}: no test counts in the {framework} output:\n{}",
+                template.id(),
+                suite.output_tail
+            )
+        });
+        assert_eq!(
+            (counted.passed, counted.failed),
+            (6, 0),
+            "{}: the shop's five tests and the regression test:\n{}",
+            template.id(),
+            suite.output_tail
+        );
+        eprintln!("{framework} {}: {}\n{}", template.id(), fix.summary, test.code);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_template_heals_a_jest_project_with_the_real_jest() {
+    heal_the_shop_with("shop-jest", "jest").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_template_heals_a_vitest_project_with_the_real_vitest() {
+    heal_the_shop_with("shop-vitest", "vitest").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +463,7 @@ async fn the_orders_example_is_healed_with_its_opentelemetry_suite() {
         repo.join("node_modules").is_dir(),
         "examples/orders-node/node_modules is missing: run scripts/prepare-examples.sh (scripts/test.sh does)"
     );
-    let (fix, test) = heal(&repo, &NodePropertyGuard, &shipping_diagnosis()).await;
+    let (fix, test, _) = heal(&repo, &NodePropertyGuard, &shipping_diagnosis()).await;
     assert_eq!(test.file, "test/selfheal-0193a1b2.test.js");
     assert!(
         test.code
