@@ -17,6 +17,7 @@ pub mod error;
 pub mod local;
 pub mod observer;
 pub mod proxy;
+pub mod review;
 pub mod stage;
 pub mod store;
 
@@ -24,6 +25,7 @@ pub use analysis::{Analysis, AnalysisConfig, CanarySamples, Decision, ErrorRates
 pub use deployer::{CanaryHandle, Deployer};
 pub use error::{DeployError, RolloutError};
 pub use local::{LocalProcessConfig, LocalProcessDeployer};
+pub use review::{ApprovalSink, CodeHostReporter, CodeHosts, KafkaApprovalSink, PendingPatches, ReviewWatcher};
 pub use observer::KafkaErrorRates;
 pub use proxy::WeightedProxy;
 pub use stage::{APPROVALS_STAGE_NAME, ApprovalStage, Rollout, RolloutConfig, RolloutCore, STAGE_NAME};

@@ -7,12 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use selfheal_catalog::Catalog;
+use selfheal_core::Publisher;
 use selfheal_core::service::start_stage;
 use selfheal_core::{ServiceArgs, launch};
+use selfheal_events::Approval;
 use selfheal_events::topics;
 use selfheal_governance::PolicyEngine;
 use selfheal_rollout::{
-    AnalysisConfig, KafkaErrorRates, LocalProcessConfig, LocalProcessDeployer, Rollout, RolloutConfig,
+    AnalysisConfig, CodeHostReporter, CodeHosts, KafkaApprovalSink, KafkaErrorRates, LocalProcessConfig,
+    LocalProcessDeployer, ReviewWatcher, Rollout, RolloutConfig,
 };
 
 /// Reads `patches` and `approvals`, deploys approved patches as canaries, writes `rollouts`.
@@ -58,6 +61,9 @@ struct Args {
     /// A change freeze is in force: the deploy policy denies every deploy.
     #[arg(long, env = "SELFHEAL_CHANGE_FREEZE", default_value_t = false)]
     change_freeze: bool,
+    /// Seconds between looks at the pull requests of pending patches (services with a code host).
+    #[arg(long, env = "SELFHEAL_REVIEW_POLL_SECS", default_value_t = 10)]
+    review_poll_secs: u64,
 }
 
 impl Args {
@@ -108,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .context("traffic observer")?;
         let deployer = Arc::new(LocalProcessDeployer::new(args.deployer_config()));
+        let hosts = Arc::new(CodeHosts::default());
+        let reporter = Arc::new(CodeHostReporter::new(deployer.clone(), hosts.clone()));
         for entry in catalog.services().filter(|s| s.deployer == "local-process") {
             // A service that does not start now is retried when a patch for it arrives.
             match deployer.ensure_stable(entry).await {
@@ -116,7 +124,30 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let stage =
-            Rollout::new(catalog, policy, deployer.clone(), Arc::new(rates), args.config()).context("rollout state")?;
+            Rollout::new(catalog.clone(), policy, reporter, Arc::new(rates), args.config()).context("rollout state")?;
+        // Review on the code host is the approval: decisions found on pull requests go to
+        // `approvals` like `selfheal approve`'s (see review.rs).
+        if catalog.services().any(|s| s.code_host.is_some()) {
+            let topic = svc.kafka().topic(topics::APPROVALS);
+            selfheal_core::service::register_schema::<Approval>(svc.codec(), &topic, svc.shutdown(), svc.runtime())
+                .await
+                .context("approval schema")?;
+            let publisher = Publisher::new(
+                selfheal_core::kafka::producer(svc.kafka()).context("approvals producer")?,
+                svc.codec().clone(),
+                "selfheal-rollout",
+            );
+            let watcher = ReviewWatcher::new(
+                catalog.clone(),
+                stage.core().clone(),
+                hosts.clone(),
+                Arc::new(KafkaApprovalSink::new(publisher, topic)),
+            );
+            tokio::spawn(watcher.run(
+                Duration::from_secs(args.review_poll_secs.max(1)),
+                svc.shutdown().clone(),
+            ));
+        }
         // Approvals are a second stage of this process, in a consumer group of their own.
         let mut approvals_shared = svc.shared().clone();
         approvals_shared.runtime.group_id = svc.runtime().group_id.as_ref().map(|g| format!("{g}-approvals"));
