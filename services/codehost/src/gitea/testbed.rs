@@ -115,7 +115,21 @@ impl TestBed {
         )
         .await?;
         crate::push_branch(local_repo, &host.clone_url(), &self.bot, "main").await?;
-        Ok(repo)
+        // Gitea marks a repository non-empty from a queue after the first push; until then its
+        // pull-request API answers 404. Wait for it (seconds on a busy machine).
+        let mut last = None;
+        for _ in 0..300 {
+            match host
+                .call(Method::GET, &host.repo_path("/pulls?state=all&limit=1"), None)
+                .await
+            {
+                Ok(_) if self.branch_exists(&repo, "main").await.unwrap_or(false) => return Ok(repo),
+                Ok(_) => {}
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(last.unwrap_or_else(|| CodeHostError::Settings(format!("{repo}: main never appeared after the push"))))
     }
 
     /// The reviewer submits a review: `APPROVED`, `REQUEST_CHANGES` or `COMMENT`.
